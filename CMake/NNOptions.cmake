@@ -1,0 +1,77 @@
+# Build options: whether and how to use CUDA, warnings as errors, sanitizers.
+include(GNUInstallDirs)
+
+set(NN_CUDA AUTO CACHE STRING "Use CUDA: AUTO (when a CUDA compiler is found), ON (required), OFF")
+set_property(CACHE NN_CUDA PROPERTY STRINGS AUTO ON OFF)
+option(NN_BUILD_TESTS "Build the GoogleTest suite" ON)
+option(NN_BUILD_BENCH "Build the Google Benchmark programs when Google Benchmark is found" ON)
+option(NN_BUILD_APPS "Build the programs under apps/" ON)
+option(NN_WERROR "Treat warnings in our own targets as errors" ON)
+option(NN_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+
+string(TOUPPER "${NN_CUDA}" NN_CUDA)
+if(NOT NN_CUDA MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "NN_CUDA must be AUTO, ON or OFF, got '${NN_CUDA}'")
+endif()
+
+set(NN_WITH_CUDA OFF)
+if(NOT NN_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # The user's CMAKE_CUDA_ARCHITECTURES wins. Otherwise: the GPU present, if nvidia-smi can
+    # tell; else sm_90 (H100) with PTX, which needs no GPU to configure ("native" does).
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
+      set(_nn_arch "")
+      find_program(NN_NVIDIA_SMI nvidia-smi)
+      if(NN_NVIDIA_SMI)
+        execute_process(COMMAND ${NN_NVIDIA_SMI} --query-gpu=compute_cap --format=csv,noheader
+                        OUTPUT_VARIABLE _nn_caps RESULT_VARIABLE _nn_smi_rc ERROR_QUIET
+                        OUTPUT_STRIP_TRAILING_WHITESPACE)
+        if(_nn_smi_rc EQUAL 0 AND _nn_caps MATCHES "^[0-9]+\\.[0-9]+")
+          string(REPLACE "\n" ";" _nn_caps "${_nn_caps}")
+          foreach(_cap IN LISTS _nn_caps)
+            string(REPLACE "." "" _cap "${_cap}")
+            list(APPEND _nn_arch ${_cap})
+          endforeach()
+          list(REMOVE_DUPLICATES _nn_arch)
+        endif()
+      endif()
+      if(NOT _nn_arch)
+        set(_nn_arch 90)
+      endif()
+      set(CMAKE_CUDA_ARCHITECTURES "${_nn_arch}" CACHE STRING "CUDA architectures" FORCE)
+    endif()
+    enable_language(CUDA)
+    set(NN_WITH_CUDA ON)
+  elseif(NN_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "NN_CUDA=ON but no CUDA compiler was found. Install the CUDA toolkit "
+                        "(nvcc on PATH, or set CMAKE_CUDA_COMPILER), or configure with NN_CUDA=OFF.")
+  else()
+    message(STATUS "nn_cuda: no CUDA compiler found, building the CPU-only library")
+  endif()
+endif()
+message(STATUS "nn_cuda: CUDA ${NN_WITH_CUDA} (NN_CUDA=${NN_CUDA}) architectures: ${CMAKE_CUDA_ARCHITECTURES}")
+
+if(NN_SANITIZE)
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined>
+                      $<$<COMPILE_LANGUAGE:CXX>:-fno-omit-frame-pointer>
+                      $<$<COMPILE_LANGUAGE:CXX>:-fno-sanitize-recover=all>)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# Warnings as errors for our own targets (never for third-party code).
+function(nn_set_warnings target)
+  set(_cxx -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wno-unused-parameter)
+  if(NN_WERROR)
+    list(APPEND _cxx -Werror)
+  endif()
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${_cxx}>)
+  if(NN_WITH_CUDA)
+    set(_cu -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter --expt-relaxed-constexpr)
+    if(NN_WERROR)
+      list(APPEND _cu -Werror=all-warnings -Xcompiler=-Werror)
+    endif()
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${_cu}>)
+  endif()
+endfunction()

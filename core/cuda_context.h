@@ -1,0 +1,58 @@
+// Internal to the library's CUDA code (core/*_cuda.cpp, kernels/cuda/): checked calls and the
+// per-device library handles, created lazily on first use and reused for the process's life.
+// Never included by a header that users see; compiled only when NN_WITH_CUDA is defined.
+#pragma once
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "core/error.h"
+#include "core/stream.h"
+
+namespace nn::cuda {
+
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
+[[noreturn]] void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line);
+
+// The current stream of `device` as a cudaStream_t.
+inline cudaStream_t stream_of(int device) {
+  return static_cast<cudaStream_t>(current_stream(device).handle());
+}
+
+// Handles bound to `device` and set to its current stream before they are returned.
+cublasHandle_t cublas_handle(int device);
+cublasLtHandle_t cublaslt_handle(int device);
+// A device workspace for cuBLASLt of kCublasLtWorkspaceBytes, owned by the handle's device.
+constexpr size_t kCublasLtWorkspaceBytes = size_t(32) << 20;
+void* cublaslt_workspace(int device);
+
+// Makes `device` current for the scope (cudaSetDevice), restoring the previous one after.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+}  // namespace nn::cuda
+
+#define NN_CUDA_CHECK(expr)                                                        \
+  do {                                                                             \
+    cudaError_t nn_err_ = (expr);                                                  \
+    if (nn_err_ != cudaSuccess) ::nn::cuda::throw_cuda_error(nn_err_, #expr, __FILE__, __LINE__); \
+  } while (0)
+
+#define NN_CUBLAS_CHECK(expr)                                                      \
+  do {                                                                             \
+    cublasStatus_t nn_st_ = (expr);                                                \
+    if (nn_st_ != CUBLAS_STATUS_SUCCESS)                                           \
+      ::nn::cuda::throw_cublas_error(nn_st_, #expr, __FILE__, __LINE__);           \
+  } while (0)
+
+// After every kernel launch.
+#define NN_CUDA_CHECK_LAUNCH() NN_CUDA_CHECK(cudaGetLastError())

@@ -1,0 +1,101 @@
+// The op table: one row per op, implemented once in nn::cpu (kernels/cpu/) and once in
+// nn::cuda (kernels/cuda/). The front end (kernels/ops.cpp) validates arguments, allocates the
+// output and calls the row here, which dispatches on the output's device. Because both
+// namespaces declare every row from the same list, an op missing on either backend is a link
+// error, not a runtime surprise.
+//
+// Contract of every row (the front end guarantees it; backends may assume it):
+//  - all tensors are on one device; the first argument is the output;
+//  - elementwise rows: inputs already expanded to the output's shape (stride 0 where
+//    broadcast); any strides; output may alias an input exactly (in-place ops);
+//  - reduce / reduce_index / softmax / random: see each row.
+#pragma once
+
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/ops.h"
+
+namespace nn {
+
+enum class RandomKind : uint8_t { Uniform, Normal, Bernoulli };
+
+// X(name, parameter list, argument list)
+#define NN_OP_TABLE(X)                                                                          \
+  /* out[i] = value, converted to out's dtype. */                                               \
+  X(fill, (Tensor & out, double value), (out, value))                                           \
+  /* out = src converted to out's dtype; same shape, same device, any strides. */               \
+  X(copy, (Tensor & out, const Tensor& src), (out, src))                                        \
+  /* out = op(x; alpha, beta); out and x share a floating dtype. */                             \
+  X(unary, (Tensor & out, UnaryOp op, const Tensor& x, double alpha, double beta),              \
+    (out, op, x, alpha, beta))                                                                  \
+  /* out = grad * d op(x)/dx. */                                                                \
+  X(unary_backward,                                                                             \
+    (Tensor & out, UnaryOp op, const Tensor& grad, const Tensor& x, double alpha, double beta), \
+    (out, op, grad, x, alpha, beta))                                                            \
+  /* out = a op b; a and b share a floating dtype; out has it, or bool for comparisons. */      \
+  X(binary, (Tensor & out, BinaryOp op, const Tensor& a, const Tensor& b), (out, op, a, b))     \
+  /* out = cond ? a : b; cond is bool; out, a, b share a dtype. */                              \
+  X(where, (Tensor & out, const Tensor& cond, const Tensor& a, const Tensor& b),                \
+    (out, cond, a, b))                                                                          \
+  /* out (contiguous, x's rank, size 1 on each reduced axis) = op over `dims` (sorted,          \
+     unique, non-empty) of x (any strides). Mean divides by the reduced count; Var subtracts    \
+     `correction` from it (a count <= correction gives NaN or inf, as in PyTorch). */           \
+  X(reduce, (Tensor & out, ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,      \
+             int64_t correction),                                                               \
+    (out, op, x, dims, correction))                                                             \
+  /* values and indices (int64), both contiguous with size 1 at `dim`: Max or Min of x along    \
+     `dim` and the first index where it occurs. NaN counts as the extreme. */                  \
+  X(reduce_index, (Tensor & values, Tensor& indices, ReduceOp op, const Tensor& x, int64_t dim),\
+    (values, indices, op, x, dim))                                                              \
+  /* out = softmax or log_softmax of x along dim; out and x contiguous, same shape. */          \
+  X(softmax, (Tensor & out, const Tensor& x, int64_t dim, bool log), (out, x, dim, log))        \
+  /* out = d/dx given grad of y and y = softmax(x) (or log_softmax); all contiguous. */         \
+  X(softmax_backward,                                                                           \
+    (Tensor & out, const Tensor& grad_y, const Tensor& y, int64_t dim, bool log),               \
+    (out, grad_y, y, dim, log))                                                                 \
+  /* out[B,m,n] (contiguous) = op(a) x op(b), op = transpose when trans_*. a is [B, r, c] with  \
+     stride(2) == 1 (row-major rows, leading dimension stride(1)); batch stride stride(0) may   \
+     be 0 (broadcast). Same for b. out, a and b share a dtype. */                               \
+  X(matmul, (Tensor & out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b),       \
+    (out, a, b, trans_a, trans_b))                                                              \
+  /* out (contiguous, floating) element i = draw i of (seed, offset), see core/rng.h:           \
+     Uniform in [a, b), Normal with mean a and std b, Bernoulli 1 with probability a. */        \
+  X(random, (Tensor & out, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset),\
+    (out, kind, a, b, seed, offset))
+
+#define NN_DECLARE_OP(name, params, args) void name params;
+namespace cpu {
+NN_OP_TABLE(NN_DECLARE_OP)
+}
+namespace cuda {
+NN_OP_TABLE(NN_DECLARE_OP)
+}
+#undef NN_DECLARE_OP
+
+namespace backend {
+[[noreturn]] void no_cuda_build(const char* op);  // throws DeviceError
+
+#if defined(NN_WITH_CUDA)
+#define NN_DISPATCH_OP(name, params, args)            \
+  inline void name params {                           \
+    if (std::get<0>(std::tie args).device().is_cuda()) \
+      ::nn::cuda::name args;                          \
+    else                                              \
+      ::nn::cpu::name args;                           \
+  }
+#else
+#define NN_DISPATCH_OP(name, params, args)            \
+  inline void name params {                           \
+    if (std::get<0>(std::tie args).device().is_cuda()) \
+      no_cuda_build(#name);                           \
+    ::nn::cpu::name args;                             \
+  }
+#endif
+NN_OP_TABLE(NN_DISPATCH_OP)
+#undef NN_DISPATCH_OP
+}  // namespace backend
+
+}  // namespace nn
