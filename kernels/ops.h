@@ -26,7 +26,7 @@ Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor empty_like(const Tensor& t);
 // Random tensors: the same numbers on the CPU and on CUDA for the same seed (core/rng.h).
-Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);   // U(0,1]
+Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);   // U[0,1)
 Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);  // N(0,1)
 
 // ---- fills and random fills (in place) ------------------------------------------------------
