@@ -1,6 +1,8 @@
-// Internal to the library's CUDA code (core/*_cuda.cpp, kernels/cuda/): checked calls and the
-// per-device library handles, created lazily on first use and reused for the process's life.
-// Never included by a header that users see; compiled only when NN_WITH_CUDA is defined.
+// Internal to the library's CUDA code (core/cuda/, kernels/cuda/): checked calls and the
+// library handles, one per (thread, device), created lazily on first use and reused for the
+// process's life (a thread's handles go back to a pool when it ends). Use a handle with its
+// device current (DeviceGuard). Every function taking a device throws DeviceError when that
+// device is absent. Never included by a header that users see; only built with NN_WITH_CUDA.
 #pragma once
 
 #include <cublasLt.h>
@@ -23,7 +25,8 @@ inline cudaStream_t stream_of(int device) {
 // Handles bound to `device` and set to its current stream before they are returned.
 cublasHandle_t cublas_handle(int device);
 cublasLtHandle_t cublaslt_handle(int device);
-// A device workspace for cuBLASLt of kCublasLtWorkspaceBytes, owned by the handle's device.
+// A device workspace for cuBLASLt of kCublasLtWorkspaceBytes on `device`, one per stream (the
+// current one), from the caching allocator and kept for the process's life.
 constexpr size_t kCublasLtWorkspaceBytes = size_t(32) << 20;
 void* cublaslt_workspace(int device);
 
