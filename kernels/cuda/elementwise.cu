@@ -1,0 +1,173 @@
+// CUDA rows of the op table for elementwise work: fill, copy (any dtype pair, any strides),
+// unary, unary_backward, binary (comparisons give bool), where and random. The maths is the
+// shared scalar code of kernels/math.h; the launch geometry is kernels/cuda/elementwise.cuh.
+// random: one thread per output element per grid-stride step, element i drawn from the
+// counter (seed, offset, i) exactly as on the CPU, so both devices give the same numbers.
+
+#include "core/rng.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/math.h"
+
+namespace nn::cuda {
+namespace {
+
+template <class T>
+struct FillFn {
+  T value;
+  __device__ T operator()() const { return value; }
+};
+
+template <class To, class From>
+struct CastFn {
+  __device__ To operator()(From x) const { return cast<To>(x); }
+};
+
+template <UnaryOp Op, class T>
+struct UnaryFn {
+  acc_t<T> alpha, beta;
+  __device__ T operator()(T x) const { return T(math::unary_fn<Op>(acc_t<T>(x), alpha, beta)); }
+};
+
+template <UnaryOp Op, class T>
+struct UnaryGradFn {
+  acc_t<T> alpha, beta;
+  __device__ T operator()(T grad, T x) const {
+    using A = acc_t<T>;
+    return T(math::unary_grad_fn<Op>(A(grad), A(x), alpha, beta));
+  }
+};
+
+template <BinaryOp Op, class T>
+struct BinaryFn {
+  __device__ T operator()(T a, T b) const {
+    using A = acc_t<T>;
+    return T(math::binary_fn<Op>(A(a), A(b)));
+  }
+};
+
+template <BinaryOp Op, class T>
+struct CompareFn {
+  __device__ bool operator()(T a, T b) const {
+    using A = acc_t<T>;
+    return math::compare_fn<Op>(A(a), A(b));
+  }
+};
+
+template <class T>
+struct WhereFn {
+  __device__ T operator()(bool c, T a, T b) const { return c ? a : b; }
+};
+
+template <class T, RandomKind Kind>
+__global__ void random_kernel(T* out, int64_t n, acc_t<T> a, acc_t<T> b, uint64_t seed,
+                              uint64_t offset) {
+  using A = acc_t<T>;
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
+    if constexpr (Kind == RandomKind::Uniform) {
+      A u = philox_uniform<A>(seed, offset, uint64_t(i));  // (0, 1], so 1 - u is in [0, 1)
+      out[i] = T(a + (b - a) * (A(1) - u));
+    } else if constexpr (Kind == RandomKind::Normal) {
+      out[i] = T(a + b * philox_normal<A>(seed, offset, uint64_t(i)));
+    } else {
+      A u = philox_uniform<A>(seed, offset, uint64_t(i));
+      out[i] = T((A(1) - u) < a ? A(1) : A(0));
+    }
+  }
+}
+
+template <class F>
+void visit_random_kind(RandomKind kind, F&& f) {
+  switch (kind) {
+    case RandomKind::Uniform:
+      return f.template operator()<RandomKind::Uniform>();
+    case RandomKind::Normal:
+      return f.template operator()<RandomKind::Normal>();
+    case RandomKind::Bernoulli:
+      return f.template operator()<RandomKind::Bernoulli>();
+  }
+  NN_THROW(ValueError, "random: unknown distribution code ", int(kind));
+}
+
+}  // namespace
+
+void fill(Tensor& out, double value) {
+  visit_all(out.dtype(), [&]<class T>() { launch_elementwise<T>(out, FillFn<T>{cast<T>(value)}); });
+}
+
+void copy(Tensor& out, const Tensor& src) {
+  if (out.numel() == 0) return;
+  if (out.dtype() == src.dtype() && out.is_contiguous() && src.is_contiguous()) {
+    if (out.data_ptr() == src.data_ptr()) return;
+    DeviceScope scope(out);
+    NN_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), src.data_ptr(), out.nbytes(),
+                                  cudaMemcpyDeviceToDevice, scope.stream()));
+    return;
+  }
+  visit_all(out.dtype(), [&]<class To>() {
+    visit_all(src.dtype(),
+              [&]<class From>() { launch_elementwise<To, From>(out, CastFn<To, From>{}, src); });
+  });
+}
+
+void unary(Tensor& out, UnaryOp op, const Tensor& x, double alpha, double beta) {
+  visit_floating(out.dtype(), unary_op_name(op), [&]<class T>() {
+    using A = acc_t<T>;
+    visit_unary(op, [&]<UnaryOp Op>() {
+      launch_elementwise<T, T>(out, UnaryFn<Op, T>{A(alpha), A(beta)}, x);
+    });
+  });
+}
+
+void unary_backward(Tensor& out, UnaryOp op, const Tensor& grad, const Tensor& x, double alpha,
+                    double beta) {
+  visit_floating(out.dtype(), unary_op_name(op), [&]<class T>() {
+    using A = acc_t<T>;
+    visit_unary(op, [&]<UnaryOp Op>() {
+      launch_elementwise<T, T, T>(out, UnaryGradFn<Op, T>{A(alpha), A(beta)}, grad, x);
+    });
+  });
+}
+
+// Comparisons accept every dtype (int64 labels against an argmax, say), arithmetic only the
+// floating ones, as on the CPU.
+void binary(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
+  if (is_comparison(op)) {
+    visit_all(a.dtype(), [&]<class T>() {
+      visit_binary(op, [&]<BinaryOp Op>() {
+        if constexpr (is_comparison(Op))
+          launch_elementwise<bool, T, T>(out, CompareFn<Op, T>{}, a, b);
+      });
+    });
+    return;
+  }
+  visit_floating(a.dtype(), binary_op_name(op), [&]<class T>() {
+    visit_binary(op, [&]<BinaryOp Op>() {
+      if constexpr (!is_comparison(Op)) launch_elementwise<T, T, T>(out, BinaryFn<Op, T>{}, a, b);
+    });
+  });
+}
+
+void where(Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  visit_all(out.dtype(),
+            [&]<class T>() { launch_elementwise<T, bool, T, T>(out, WhereFn<T>{}, cond, a, b); });
+}
+
+void random(Tensor& out, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  NN_CHECK(out.is_contiguous(), ValueError, "random: output must be contiguous, got strides ",
+           shape_str(out.strides()), " for shape ", shape_str(out.shape()));
+  visit_floating(out.dtype(), "random", [&]<class T>() {
+    using A = acc_t<T>;
+    T* o = out.data<T>();
+    DeviceScope scope(out);
+    visit_random_kind(kind, [&]<RandomKind Kind>() {
+      random_kernel<T, Kind><<<grid_for(n, kBlockSize), kBlockSize, 0, scope.stream()>>>(
+          o, n, A(a), A(b), seed, offset);
+      NN_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+}  // namespace nn::cuda
