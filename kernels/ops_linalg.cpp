@@ -120,6 +120,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
   detail::check_inputs("bmm", {{"a", a}, {"b", b}});
+  detail::check_floating("bmm", {"a", a});
+  detail::check_floating("bmm", {"b", b});
+  detail::check_same_dtype("bmm", {"a", a}, {"b", b});
   NN_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError,
            "bmm: expects 3-D operands [B, m, k] and [B, k, n], got a ", shape_str(a.shape()),
            " and b ", shape_str(b.shape()));

@@ -1,0 +1,124 @@
+// CPU batched matmul on CBLAS (OpenBLAS): sgemm for float32, dgemm for float64; bfloat16 and
+// float16 are converted to float32 buffers, multiplied with sgemm and rounded back. An operand
+// BLAS cannot read in place (half dtype, a column stride other than 1, overlapping rows) is
+// packed into a dense buffer first, once when its batch stride is 0.
+#include <cblas.h>
+
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace nn::cpu {
+
+namespace {
+
+// A [batch, rows, cols] operand as BLAS sees it: row-major matrices `ld` apart per row and
+// `batch_stride` apart per batch (0 when broadcast).
+template <class C>
+struct Operand {
+  const C* base = nullptr;
+  int64_t batch_stride = 0;
+  int64_t ld = 1;
+  std::vector<C> packed;
+
+  const C* matrix(int64_t b) const { return base + b * batch_stride; }
+};
+
+template <class C, class T>
+Operand<C> prepare(const Tensor& t) {
+  const int64_t batch = t.size(0), rows = t.size(1), cols = t.size(2);
+  const int64_t s0 = batch <= 1 ? 0 : t.stride(0), s1 = t.stride(1), s2 = t.stride(2);
+  const int64_t dense_ld = std::max<int64_t>(cols, 1);
+  Operand<C> op;
+  const bool unit_cols = s2 == 1 || cols <= 1;
+  const bool rows_ok = rows <= 1 || s1 >= dense_ld;
+  if (std::is_same_v<T, C> && unit_cols && rows_ok) {
+    op.base = reinterpret_cast<const C*>(t.data<T>());
+    op.batch_stride = s0;
+    op.ld = rows <= 1 ? dense_ld : s1;
+    return op;
+  }
+  const int64_t stored = s0 == 0 ? 1 : batch;
+  op.packed.resize(size_t(stored * rows * cols));
+  const T* src = t.data<T>();
+  C* dst = op.packed.data();
+  parallel_for(stored * rows, stored * rows * cols, [&](int64_t begin, int64_t end) {
+    for (int64_t br = begin; br < end; ++br) {
+      const T* row = src + (br / rows) * s0 + (br % rows) * s1;
+      for (int64_t c = 0; c < cols; ++c) dst[br * cols + c] = convert<C>(row[c * s2]);
+    }
+  });
+  op.base = op.packed.data();
+  op.batch_stride = s0 == 0 ? 0 : rows * cols;
+  op.ld = dense_ld;
+  return op;
+}
+
+void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
+          int ldb, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
+              a, lda, b, ldb, 0.0f, c, ldc);
+}
+void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b,
+          int ldb, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0,
+              a, lda, b, ldb, 0.0, c, ldc);
+}
+
+int blas_int(int64_t v, const char* what) {
+  NN_CHECK(v <= std::numeric_limits<int>::max(), ValueError, "matmul: ", what, " ", v,
+           " exceeds the BLAS integer range");
+  return static_cast<int>(v);
+}
+
+template <class T>
+void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
+  const int64_t k = trans_a ? a.size(1) : a.size(2);
+  if (batch == 0 || m == 0 || n == 0) return;
+  T* o = out.data<T>();
+  if (k == 0) {  // an empty inner product is 0; BLAS may reject the zero leading dimensions
+    std::fill(o, o + batch * m * n, T(0.0f));
+    return;
+  }
+  Operand<C> pa = prepare<C, T>(a), pb = prepare<C, T>(b);
+  std::vector<C> out_buffer;
+  C* c = nullptr;
+  if constexpr (std::is_same_v<T, C>) {
+    c = o;
+  } else {
+    out_buffer.resize(size_t(batch * m * n));
+    c = out_buffer.data();
+  }
+
+  // A shared right operand and a left operand whose batches follow one another row by row
+  // (a Linear layer on [B, m, k]) is one tall GEMM rather than `batch` small ones.
+  const bool fold = batch > 1 && !trans_a && pb.batch_stride == 0 && pa.batch_stride == m * pa.ld;
+  const int64_t calls = fold ? 1 : batch, rows = fold ? batch * m : m;
+  const int bm = blas_int(rows, "rows"), bn = blas_int(n, "columns"), bk = blas_int(k, "inner size");
+  const int lda = blas_int(pa.ld, "leading dimension"), ldb = blas_int(pb.ld, "leading dimension");
+  for (int64_t i = 0; i < calls; ++i)
+    gemm(trans_a, trans_b, bm, bn, bk, pa.matrix(i), lda, pb.matrix(i), ldb, c + i * m * n, bn);
+
+  if constexpr (!std::is_same_v<T, C>) {
+    const int64_t total = batch * m * n;
+    parallel_for(total, total, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) o[i] = T(c[i]);
+    });
+  }
+}
+
+}  // namespace
+
+void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  NN_CHECK(out.dim() == 3 && a.dim() == 3 && b.dim() == 3, ShapeError,
+           "matmul (cpu): expected 3-D [batch, rows, cols] tensors, got ", shape_str(out.shape()), ", ",
+           shape_str(a.shape()), " and ", shape_str(b.shape()));
+  visit_floating(out.dtype(), "matmul", [&]<class T>() { matmul_typed<T>(out, a, b, trans_a, trans_b); });
+}
+
+}  // namespace nn::cpu
