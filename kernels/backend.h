@@ -20,8 +20,6 @@
 
 namespace nn {
 
-enum class RandomKind : uint8_t { Uniform, Normal, Bernoulli };
-
 // X(name, parameter list, argument list)
 #define NN_OP_TABLE(X)                                                                          \
   /* out[i] = value, converted to out's dtype. */                                               \

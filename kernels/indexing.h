@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "core/error.h"
 #include "core/macros.h"
@@ -80,6 +81,18 @@ OffsetCalc<N> make_offset_calc(const Shape& shape, const std::array<const Tensor
     for (int k = 0; k < N; ++k) c.strides[d][k] = strides[d][k];
   }
   return c;
+}
+
+// A calculator over the axes of x listed in `axes` (a subset, in order), with x's strides:
+// walks the kept or the reduced part of a reduction.
+inline OffsetCalc<1> make_axes_calc(const Tensor& x, const std::vector<int64_t>& axes) {
+  Shape shape, strides;
+  for (int64_t d : axes) {
+    shape.push_back(x.size(d));
+    strides.push_back(x.stride(d));
+  }
+  Tensor view(x.storage(), shape, strides, x.offset(), x.dtype());
+  return make_offset_calc<1>(shape, {&view});
 }
 
 }  // namespace nn

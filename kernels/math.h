@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/macros.h"
+#include "core/rng.h"
 #include "kernels/ops.h"
 
 namespace nn::math {
@@ -28,6 +29,8 @@ NN_HOST_DEVICE NN_INLINE float pow_(float x, float y) { return ::powf(x, y); }
 NN_HOST_DEVICE NN_INLINE double pow_(double x, double y) { return ::pow(x, y); }
 NN_HOST_DEVICE NN_INLINE float abs_(float x) { return ::fabsf(x); }
 NN_HOST_DEVICE NN_INLINE double abs_(double x) { return ::fabs(x); }
+NN_HOST_DEVICE NN_INLINE float fma_(float x, float y, float z) { return ::fmaf(x, y, z); }
+NN_HOST_DEVICE NN_INLINE double fma_(double x, double y, double z) { return ::fma(x, y, z); }
 template <class A>
 NN_HOST_DEVICE NN_INLINE bool isnan_(A x) {
   return x != x;
@@ -150,9 +153,33 @@ NN_HOST_DEVICE NN_INLINE bool compare_fn(A a, A b) {
   }
 }
 
+// Element i of a random fill (see RandomKind and core/rng.h): Uniform in [a, b), Normal with
+// mean a and standard deviation b, Bernoulli 1 with probability a. Explicit fma so the host and
+// the device round identically whatever the compiler's contraction defaults.
+template <RandomKind Kind, class A>
+NN_HOST_DEVICE NN_INLINE A random_fn(uint64_t seed, uint64_t offset, uint64_t i, A a, A b) {
+  if constexpr (Kind == RandomKind::Normal) {
+    return fma_(b, philox_normal<A>(seed, offset, i), a);
+  } else {
+    A u = A(1) - philox_uniform<A>(seed, offset, i);  // philox_uniform is in (0, 1]
+    if constexpr (Kind == RandomKind::Uniform) return fma_(b - a, u, a);
+    else return u < a ? A(1) : A(0);
+  }
+}
+
 }  // namespace nn::math
 
 namespace nn {
+
+template <class F>
+decltype(auto) visit_random_kind(RandomKind kind, F&& f) {
+  switch (kind) {
+    case RandomKind::Uniform: return f.template operator()<RandomKind::Uniform>();
+    case RandomKind::Normal: return f.template operator()<RandomKind::Normal>();
+    case RandomKind::Bernoulli: return f.template operator()<RandomKind::Bernoulli>();
+  }
+  NN_THROW(ValueError, "unknown random kind code ", int(kind));
+}
 
 // Calls f.template operator()<Op>() with the compile-time form of a runtime op, so each
 // backend instantiates one specialised loop per op:  visit_unary(op, [&]<UnaryOp Op>() {...});

@@ -30,6 +30,7 @@ Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* gen = nul
 Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);  // N(0,1)
 
 // ---- fills and random fills (in place) ------------------------------------------------------
+enum class RandomKind : uint8_t { Uniform, Normal, Bernoulli };
 Tensor& fill_(Tensor& t, double value);
 Tensor& uniform_(Tensor& t, double low = 0.0, double high = 1.0, Generator* gen = nullptr);
 Tensor& normal_(Tensor& t, double mean = 0.0, double std = 1.0, Generator* gen = nullptr);

@@ -81,17 +81,6 @@ struct IndexAcc {
   }
 };
 
-// A calculator over the axes of x listed in `axes` (kept or reduced), with x's strides.
-OffsetCalc<1> axes_calc(const Tensor& x, const std::vector<int64_t>& axes) {
-  Shape shape, strides;
-  for (int64_t d : axes) {
-    shape.push_back(x.size(d));
-    strides.push_back(x.stride(d));
-  }
-  Tensor view(x.storage(), shape, strides, x.offset(), x.dtype());
-  return make_offset_calc<1>(shape, {&view});
-}
-
 // Runs Acc over the `reduced` axes of x for every combination of the `kept` axes (in order)
 // and calls finish(o, acc) for output o. Acc::add gets the value and its linear index among
 // the R reduced elements.
@@ -99,8 +88,8 @@ template <class T, class Acc, class Finish>
 void reduce_driver(const Tensor& x, const std::vector<int64_t>& kept,
                    const std::vector<int64_t>& reduced, Finish&& finish) {
   const T* xp = x.data<T>();
-  OffsetCalc<1> kcalc = axes_calc(x, kept);
-  OffsetCalc<1> rcalc = axes_calc(x, reduced);
+  OffsetCalc<1> kcalc = make_axes_calc(x, kept);
+  OffsetCalc<1> rcalc = make_axes_calc(x, reduced);
   int64_t outputs = 1, r_count = 1;
   for (int64_t d : kept) outputs *= x.size(d);
   for (int64_t d : reduced) r_count *= x.size(d);

@@ -59,34 +59,12 @@ struct WhereFn {
   __device__ T operator()(bool c, T a, T b) const { return c ? a : b; }
 };
 
+// One thread per element (grid-stride); the draw itself is math::random_fn, shared with the CPU.
 template <class T, RandomKind Kind>
 __global__ void random_kernel(T* out, int64_t n, acc_t<T> a, acc_t<T> b, uint64_t seed,
                               uint64_t offset) {
-  using A = acc_t<T>;
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    if constexpr (Kind == RandomKind::Uniform) {
-      A u = philox_uniform<A>(seed, offset, uint64_t(i));  // (0, 1], so 1 - u is in [0, 1)
-      out[i] = T(a + (b - a) * (A(1) - u));
-    } else if constexpr (Kind == RandomKind::Normal) {
-      out[i] = T(a + b * philox_normal<A>(seed, offset, uint64_t(i)));
-    } else {
-      A u = philox_uniform<A>(seed, offset, uint64_t(i));
-      out[i] = T((A(1) - u) < a ? A(1) : A(0));
-    }
-  }
-}
-
-template <class F>
-void visit_random_kind(RandomKind kind, F&& f) {
-  switch (kind) {
-    case RandomKind::Uniform:
-      return f.template operator()<RandomKind::Uniform>();
-    case RandomKind::Normal:
-      return f.template operator()<RandomKind::Normal>();
-    case RandomKind::Bernoulli:
-      return f.template operator()<RandomKind::Bernoulli>();
-  }
-  NN_THROW(ValueError, "random: unknown distribution code ", int(kind));
+  for (int64_t i = global_thread(); i < n; i += grid_threads())
+    out[i] = T(math::random_fn<Kind>(seed, offset, uint64_t(i), a, b));
 }
 
 }  // namespace

@@ -245,17 +245,6 @@ __global__ void __launch_bounds__(kBlockSize)
 
 // ---- host side ----------------------------------------------------------------------------
 
-// A calculator over the listed axes of x (kept or reduced), with x's strides.
-OffsetCalc<1> axes_calc(const Tensor& x, const std::vector<int64_t>& axes) {
-  Shape shape, strides;
-  for (int64_t d : axes) {
-    shape.push_back(x.size(d));
-    strides.push_back(x.stride(d));
-  }
-  Tensor view(x.storage(), shape, strides, x.offset(), x.dtype());
-  return make_offset_calc<1>(shape, {&view});
-}
-
 ReduceGeometry make_geometry(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
   std::vector<bool> is_reduced(size_t(x.dim()), false);
   for (int64_t d : dims) {
@@ -274,8 +263,8 @@ ReduceGeometry make_geometry(const Tensor& x, const std::vector<int64_t>& dims, 
       g.outputs *= x.size(d);
     }
   }
-  g.kept = axes_calc(x, kept);
-  g.reduced = axes_calc(x, reduced);
+  g.kept = make_axes_calc(x, kept);
+  g.reduced = make_axes_calc(x, reduced);
   return g;
 }
 
