@@ -24,7 +24,8 @@ endif()
 
 function(nn_link_dependencies target)
   target_include_directories(${target} PRIVATE ${NN_CBLAS_INCLUDE_DIR})
-  target_link_libraries(${target} PRIVATE BLAS::BLAS Threads::Threads)
+  # Threads is public: the headers use std::mutex, and the exported package finds it again.
+  target_link_libraries(${target} PUBLIC Threads::Threads PRIVATE BLAS::BLAS)
   if(OpenMP_CXX_FOUND)
     target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
   endif()
@@ -40,3 +41,47 @@ function(nn_link_dependencies target)
     endif()
   endif()
 endfunction()
+
+# ---- GoogleTest -----------------------------------------------------------------------------
+# The installed package first (Debian: libgtest-dev). Failing that, a GoogleTest source tree
+# built with our project: NN_GTEST_SOURCE_DIR, by default the copy of Debian's /usr/src/googletest
+# that `./run.sh stage-deps` puts in the git-ignored .deps/ (so a machine with no package
+# registry, such as a GPU runner, can still build the tests), else /usr/src/googletest itself.
+# Either way the targets are GTest::gtest, GTest::gtest_main, and GTest::gmock when present.
+if(NN_BUILD_TESTS)
+  find_package(GTest QUIET)
+  if(NOT GTest_FOUND OR NOT TARGET GTest::gtest_main)
+    set(_nn_gtest_default "")
+    foreach(_dir "${PROJECT_SOURCE_DIR}/.deps/googletest" "/usr/src/googletest")
+      if(EXISTS "${_dir}/CMakeLists.txt")
+        set(_nn_gtest_default "${_dir}")
+        break()
+      endif()
+    endforeach()
+    set(NN_GTEST_SOURCE_DIR "${_nn_gtest_default}" CACHE PATH
+        "GoogleTest source tree to build when no installed GoogleTest is found")
+    if(NOT EXISTS "${NN_GTEST_SOURCE_DIR}/CMakeLists.txt")
+      message(FATAL_ERROR "nn_cuda: NN_BUILD_TESTS=ON but GoogleTest was not found. Install it "
+              "(Debian: apt-get install libgtest-dev), pass -DNN_GTEST_SOURCE_DIR=<googletest "
+              "source tree> (./run.sh stage-deps copies one into .deps/), or configure with "
+              "-DNN_BUILD_TESTS=OFF.")
+    endif()
+    message(STATUS "nn_cuda: building GoogleTest from ${NN_GTEST_SOURCE_DIR}")
+    set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)  # never install it next to our package
+    set(BUILD_GMOCK ON CACHE BOOL "" FORCE)
+    add_subdirectory("${NN_GTEST_SOURCE_DIR}" "${PROJECT_BINARY_DIR}/_deps/googletest"
+                     EXCLUDE_FROM_ALL)
+    foreach(_t gtest gtest_main gmock gmock_main)
+      if(TARGET ${_t})
+        # Its headers are third-party: keep our warnings-as-errors out of them.
+        get_target_property(_inc ${_t} INTERFACE_INCLUDE_DIRECTORIES)
+        if(_inc)
+          set_target_properties(${_t} PROPERTIES INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${_inc}")
+        endif()
+        if(NOT TARGET GTest::${_t})
+          add_library(GTest::${_t} ALIAS ${_t})
+        endif()
+      endif()
+    endforeach()
+  endif()
+endif()

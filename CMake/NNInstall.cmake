@@ -1,7 +1,53 @@
-# Installs the library, its headers and an exported CMake package:
+# Installs the library, its public headers and an exported CMake package:
 #   find_package(nn_cuda CONFIG REQUIRED)  ->  target nn::nn_cuda
+#
+# Layout under the prefix:
+#   lib/libnn_cuda.so*                          the library
+#   include/nn/nn.h                             umbrella header
+#   include/nn/core/*.h, include/nn/kernels/*.h the public headers (they include "core/x.h", so
+#                                               the target puts include/nn and include on the path)
+#   lib/cmake/nn_cuda/                          nn_cudaConfig.cmake, ...Version.cmake, ...Targets.cmake
+#
+# Only headers a user needs are installed. Internal ones (core/cuda_context.h,
+# core/cudnn_context.h, kernels/backend.h, kernels/math.h, kernels/indexing.h, kernels/cpu,
+# kernels/cuda) stay in the source tree: they name CUDA types or implementation details.
 include(CMakePackageConfigHelpers)
+
+set(NN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/nn_cuda" CACHE STRING
+    "Where the exported CMake package goes, relative to the install prefix")
+
+# Public headers, by folder. A new public header is added here (and to nn.h).
+set(NN_PUBLIC_CORE_HEADERS
+  core/allocator.h core/device.h core/dtype.h core/error.h core/macros.h core/rng.h
+  core/storage.h core/stream.h core/tensor.h)
+set(NN_PUBLIC_KERNEL_HEADERS kernels/ops.h)
+
+# The installed library finds the CUDA libraries it links where the build found them.
+set_target_properties(nn_cuda PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+
 install(TARGETS nn_cuda EXPORT nn_cudaTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES nn.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn)
+install(FILES ${NN_PUBLIC_CORE_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/core)
+install(FILES ${NN_PUBLIC_KERNEL_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/kernels)
+
+install(EXPORT nn_cudaTargets
+  NAMESPACE nn::
+  FILE nn_cudaTargets.cmake
+  DESTINATION ${NN_INSTALL_CMAKEDIR})
+
+configure_package_config_file(
+  "${CMAKE_CURRENT_LIST_DIR}/nn_cudaConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/nn_cudaConfig.cmake"
+  INSTALL_DESTINATION ${NN_INSTALL_CMAKEDIR})
+# 0.x: a minor version may change the interface, so only the same minor version is compatible.
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/nn_cudaConfigVersion.cmake"
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMinorVersion)
+install(FILES
+  "${PROJECT_BINARY_DIR}/nn_cudaConfig.cmake"
+  "${PROJECT_BINARY_DIR}/nn_cudaConfigVersion.cmake"
+  DESTINATION ${NN_INSTALL_CMAKEDIR})

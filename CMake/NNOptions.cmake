@@ -19,10 +19,12 @@ if(NOT NN_CUDA STREQUAL "OFF")
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
-    # The user's CMAKE_CUDA_ARCHITECTURES wins. Otherwise: the GPU present, if nvidia-smi can
-    # tell; else sm_90 (H100) with PTX, which needs no GPU to configure ("native" does).
-    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
-      set(_nn_arch "")
+    # The user's CMAKE_CUDA_ARCHITECTURES (or the CUDAARCHS environment variable) wins.
+    # Otherwise: sm_90 (H100/H200) plus any other GPU nvidia-smi reports, so configuring needs
+    # no GPU (unlike "native") and a machine without one compiles for a single architecture.
+    if((NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
+       AND "$ENV{CUDAARCHS}" STREQUAL "")
+      set(_nn_arch 90)
       find_program(NN_NVIDIA_SMI nvidia-smi)
       if(NN_NVIDIA_SMI)
         execute_process(COMMAND ${NN_NVIDIA_SMI} --query-gpu=compute_cap --format=csv,noheader
@@ -31,17 +33,17 @@ if(NOT NN_CUDA STREQUAL "OFF")
         if(_nn_smi_rc EQUAL 0 AND _nn_caps MATCHES "^[0-9]+\\.[0-9]+")
           string(REPLACE "\n" ";" _nn_caps "${_nn_caps}")
           foreach(_cap IN LISTS _nn_caps)
+            string(STRIP "${_cap}" _cap)
             string(REPLACE "." "" _cap "${_cap}")
             list(APPEND _nn_arch ${_cap})
           endforeach()
           list(REMOVE_DUPLICATES _nn_arch)
         endif()
       endif()
-      if(NOT _nn_arch)
-        set(_nn_arch 90)
-      endif()
       set(CMAKE_CUDA_ARCHITECTURES "${_nn_arch}" CACHE STRING "CUDA architectures" FORCE)
     endif()
+    # One CUDA runtime for the whole process: the shared libcudart that CUDA::cudart names too.
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     set(NN_WITH_CUDA ON)
   elseif(NN_CUDA STREQUAL "ON")
@@ -54,6 +56,11 @@ endif()
 message(STATUS "nn_cuda: CUDA ${NN_WITH_CUDA} (NN_CUDA=${NN_CUDA}) architectures: ${CMAKE_CUDA_ARCHITECTURES}")
 
 if(NN_SANITIZE)
+  if(NN_WITH_CUDA)
+    message(WARNING "nn_cuda: NN_SANITIZE with CUDA: AddressSanitizer's shadow memory clashes with "
+                    "the CUDA driver's mappings (run with ASAN_OPTIONS=protect_shadow_gap=0), "
+                    "and device code is not checked. The sanitizer build is meant for NN_CUDA=OFF.")
+  endif()
   add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined>
                       $<$<COMPILE_LANGUAGE:CXX>:-fno-omit-frame-pointer>
                       $<$<COMPILE_LANGUAGE:CXX>:-fno-sanitize-recover=all>)
@@ -63,6 +70,11 @@ endif()
 # Warnings as errors for our own targets (never for third-party code).
 function(nn_set_warnings target)
   set(_cxx -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wno-unused-parameter)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    # GCC 12 at -O2/-O3 reports std::string concatenation inside libstdc++ as a -Wrestrict
+    # overlap (GCC bug 105651, fixed in 13): a false positive in code that is not ours.
+    list(APPEND _cxx -Wno-restrict)
+  endif()
   if(NN_WERROR)
     list(APPEND _cxx -Werror)
   endif()

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# One entry point for setting up, building, running and testing libnn_cuda on a fresh
+# Debian/Ubuntu machine, with or without a GPU.
+#
+#   ./run.sh              install what is missing, build, run the demo (apps/nn-demo)
+#   ./run.sh test         the whole test suite (what ./test.sh and .ci/run do):
+#                           1. default build (CUDA when nvcc exists), Release: ctest
+#                              (gpu-labelled tests skip without a GPU; includes the
+#                              install + outside-consumer test)
+#                           2. CPU-only build with AddressSanitizer + UBSan: ctest
+#   ./run.sh bench        build and run the Google Benchmark programs in bench/
+#   ./run.sh deps         only install the build dependencies
+#   ./run.sh stage-deps   copy Debian's GoogleTest sources into .deps/googletest, for a machine
+#                         with no package registry (carry .deps/ there; CMake picks it up)
+#
+# Environment: BUILD_ROOT (default ./build), JOBS (default nproc), NN_CMAKE_ARGS (extra
+# configure arguments for every build), NN_SKIP_INSTALL=1 (never call apt-get).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD_ROOT=${BUILD_ROOT:-$ROOT/build}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+read -r -a EXTRA_ARGS <<<"${NN_CMAKE_ARGS:-}"
+
+log() { printf '\n==> [%4ds] %s\n' "$SECONDS" "$*"; }
+
+# ---- dependencies -----------------------------------------------------------------------------
+# nvcc lives outside PATH in the usual toolkit install; CMake's NN_CUDA=AUTO looks on PATH.
+if ! command -v nvcc >/dev/null 2>&1; then
+  for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+    if [[ -x $d/nvcc ]]; then
+      export PATH="$PATH:$d"
+      break
+    fi
+  done
+fi
+
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+cmake_new_enough() {
+  command -v cmake >/dev/null 2>&1 || return 1
+  local v
+  v=$(cmake --version | sed -n '1s/[^0-9]*\([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')
+  [[ -n $v ]] && printf '3.24\n%s\n' "$v" | sort -V -C
+}
+
+# Installs the Debian packages named (skipping those present). $1: "required" or "optional".
+apt_install() {
+  local need=$1
+  shift
+  local missing=()
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ ${NN_SKIP_INSTALL:-0} == 1 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: not installing ${missing[*]} (no apt-get or NN_SKIP_INSTALL=1)"
+    return 0
+  fi
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+      echo "note: cannot install ${missing[*]}: not root and no sudo"
+      return 0
+    fi
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
+    [[ $need == required ]] && echo "warning: apt-get could not install ${missing[*]}; trying on with what is here"
+  fi
+}
+
+install_deps() {  # $1: "build" (library + demo) or "test" (+ GoogleTest, Google Benchmark)
+  local pkgs=(ninja-build g++ libopenblas-dev)
+  command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
+  # Tools already on PATH (a CUDA image without dpkg records, say) count as present.
+  command -v ninja >/dev/null 2>&1 && pkgs=("${pkgs[@]/ninja-build/}")
+  command -v g++ >/dev/null 2>&1 && pkgs=("${pkgs[@]/g++/}")
+  local want=()
+  for p in "${pkgs[@]}"; do [[ -n $p ]] && want+=("$p"); done
+  apt_install required "${want[@]}"
+  if [[ $1 == test ]]; then
+    apt_install optional libgtest-dev libbenchmark-dev
+  fi
+  if ! cmake_new_enough; then
+    # Ubuntu 22.04 ships CMake 3.22; PyPI's cmake package is a current one.
+    log "CMake >= 3.24 needed; installing it with pip"
+    python3 -m pip install --quiet --user 'cmake>=3.24' || python3 -m pip install --quiet 'cmake>=3.24'
+    export PATH="$HOME/.local/bin:$PATH"
+    hash -r
+    cmake_new_enough || { echo "error: CMake >= 3.24 is required" >&2; exit 1; }
+  fi
+  for tool in cmake ninja g++; do
+    command -v $tool >/dev/null 2>&1 || { echo "error: $tool is required and could not be installed" >&2; exit 1; }
+  done
+}
+
+stage_deps() {
+  local src=/usr/src/googletest
+  [[ -f $src/CMakeLists.txt ]] || { echo "error: $src not found (apt-get install libgtest-dev)" >&2; exit 1; }
+  rm -rf "$ROOT/.deps/googletest"
+  mkdir -p "$ROOT/.deps"
+  cp -a "$src" "$ROOT/.deps/googletest"
+  echo "staged $src in $ROOT/.deps/googletest"
+}
+
+# ---- build steps ------------------------------------------------------------------------------
+# configure DIR ARGS...: an existing build directory is reconfigured, so reruns are incremental.
+configure() {
+  local dir=$1
+  shift
+  log "configure $dir $*"
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" "${EXTRA_ARGS[@]}"
+}
+
+build() {
+  local dir=$1
+  shift
+  log "build $dir ${*:-}"
+  cmake --build "$dir" -j "$JOBS" "$@"
+}
+
+run_ctest() {
+  log "ctest $1"
+  ctest --test-dir "$1" --output-on-failure --no-tests=error -j "$JOBS" --timeout 1500
+}
+
+cmd_demo() {
+  install_deps build
+  local dir=$BUILD_ROOT/release
+  configure "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=OFF
+  build "$dir" --target nn-demo
+  log "run nn-demo"
+  "$dir/apps/nn-demo" "$@"
+}
+
+cmd_bench() {
+  install_deps test
+  local dir=$BUILD_ROOT/release
+  configure "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=OFF
+  build "$dir"
+  if [[ ! -x $dir/bench/bench_matmul ]]; then
+    echo "error: Google Benchmark not found (apt-get install libbenchmark-dev)" >&2
+    exit 1
+  fi
+  # A run on a GPU leaves a JSON record (date, commit, device, clocks, table) in bench/results/.
+  local record=() gpu=""
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    gpu=$(nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader 2>/dev/null | head -1 || true)
+  fi
+  local commit
+  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  for b in bench_matmul bench_softmax; do
+    log "$b"
+    if [[ -n $gpu ]]; then
+      mkdir -p "$ROOT/bench/results"
+      record=(--benchmark_out="$ROOT/bench/results/$(date -u +%Y%m%d-%H%M%S)-$commit-$b.json"
+              --benchmark_out_format=json
+              --benchmark_context="commit=$commit,gpu=${gpu//,/;}")
+    fi
+    "$dir/bench/$b" "${record[@]}" "$@"
+  done
+}
+
+cmd_test() {
+  install_deps test
+  local failed=() start=$SECONDS
+
+  # 1. The default build: NN_CUDA=AUTO uses CUDA whenever nvcc is found.
+  local rel=$BUILD_ROOT/release
+  if configure "$rel" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=ON && build "$rel"; then
+    run_ctest "$rel" || failed+=("ctest (release build)")
+  else
+    failed+=("release build")
+  fi
+
+  # 2. CPU only, with AddressSanitizer and UndefinedBehaviorSanitizer.
+  local san=$BUILD_ROOT/sanitize
+  if configure "$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNN_CUDA=OFF -DNN_SANITIZE=ON \
+       -DNN_BUILD_TESTS=ON -DNN_BUILD_BENCH=OFF && build "$san"; then
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1} \
+      UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+      run_ctest "$san" || failed+=("ctest (sanitizer build)")
+  else
+    failed+=("sanitizer build")
+  fi
+
+  log "test suite finished in $((SECONDS - start)) s"
+  if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'FAILED: %s\n' "${failed[@]}"
+    exit 1
+  fi
+  echo "ALL PASSED"
+}
+
+cmd=${1:-demo}
+[[ $# -gt 0 ]] && shift
+case $cmd in
+  demo) cmd_demo "$@" ;;
+  test) cmd_test ;;
+  bench) cmd_bench "$@" ;;
+  deps) install_deps test ;;
+  stage-deps) stage_deps ;;
+  -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
+  *)
+    # Anything else goes to the demo (./run.sh --device cpu).
+    cmd_demo "$cmd" "$@"
+    ;;
+esac
