@@ -23,7 +23,7 @@ if(NN_WITH_CUDA)
 endif()
 
 function(nn_link_dependencies target)
-  target_include_directories(${target} PRIVATE ${NN_CBLAS_INCLUDE_DIR})
+  target_include_directories(${target} SYSTEM PRIVATE ${NN_CBLAS_INCLUDE_DIR})
   # Threads is public: the headers use std::mutex, and the exported package finds it again.
   target_link_libraries(${target} PUBLIC Threads::Threads PRIVATE BLAS::BLAS)
   if(OpenMP_CXX_FOUND)

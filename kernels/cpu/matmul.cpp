@@ -2,15 +2,8 @@
 // float16 are converted to float32 buffers, multiplied with sgemm and rounded back. An operand
 // BLAS cannot read in place (half dtype, a column stride other than 1, overlapping rows) is
 // packed into a dense buffer first, once when its batch stride is 0.
-// OpenBLAS's header declares C99 _Complex types, which clang's -Wpedantic rejects in C++.
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wc99-extensions"
-#endif
+// cblas.h comes from a SYSTEM include directory: its C99 _Complex types trip -Wpedantic.
 #include <cblas.h>
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
 
 #include <limits>
 #include <type_traits>
