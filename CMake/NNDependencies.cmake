@@ -2,19 +2,33 @@
 find_package(Threads REQUIRED)
 find_package(OpenMP COMPONENTS CXX)
 
-# CPU GEMM: CBLAS, preferably OpenBLAS (Debian: libopenblas-dev).
-set(BLA_VENDOR OpenBLAS)
-find_package(BLAS)
-if(NOT BLAS_FOUND)
-  unset(BLA_VENDOR)
-  find_package(BLAS REQUIRED)
+# CPU GEMM: CBLAS, preferably OpenBLAS (Debian: libopenblas-dev). NN_BLAS=AUTO uses it when
+# found and otherwise the library's own blocked GEMM (GPU runners without a package registry);
+# ON requires it; OFF always uses the built-in GEMM (the sanitizer build tests it that way).
+set(NN_BLAS AUTO CACHE STRING "CPU GEMM through CBLAS: AUTO, ON or OFF")
+string(TOUPPER "${NN_BLAS}" NN_BLAS)
+set(NN_WITH_BLAS OFF)
+if(NOT NN_BLAS STREQUAL "OFF")
+  set(BLA_VENDOR OpenBLAS)
+  find_package(BLAS)
+  if(NOT BLAS_FOUND)
+    unset(BLA_VENDOR)
+    find_package(BLAS)
+  endif()
+  find_path(NN_CBLAS_INCLUDE_DIR cblas.h
+    PATH_SUFFIXES openblas openblas-pthread openblas-openmp x86_64-linux-gnu/openblas-pthread
+                  x86_64-linux-gnu/openblas-openmp aarch64-linux-gnu/openblas-pthread)
+  if(BLAS_FOUND AND NN_CBLAS_INCLUDE_DIR)
+    set(NN_WITH_BLAS ON)
+  elseif(NN_BLAS STREQUAL "ON")
+    message(FATAL_ERROR "NN_BLAS=ON but CBLAS (library and cblas.h) was not found: install "
+                        "OpenBLAS (Debian: apt-get install libopenblas-dev) or use NN_BLAS=AUTO")
+  else()
+    message(WARNING "nn_cuda: no CBLAS found, the CPU matmul uses the built-in GEMM (slower); "
+                    "install libopenblas-dev for speed")
+  endif()
 endif()
-find_path(NN_CBLAS_INCLUDE_DIR cblas.h
-  PATH_SUFFIXES openblas openblas-pthread openblas-openmp x86_64-linux-gnu/openblas-pthread
-                x86_64-linux-gnu/openblas-openmp aarch64-linux-gnu/openblas-pthread)
-if(NOT NN_CBLAS_INCLUDE_DIR)
-  message(FATAL_ERROR "cblas.h not found: install OpenBLAS (Debian: apt-get install libopenblas-dev)")
-endif()
+message(STATUS "nn_cuda: CBLAS ${NN_WITH_BLAS} (NN_BLAS=${NN_BLAS})")
 
 if(NN_WITH_CUDA)
   find_package(CUDAToolkit REQUIRED)
@@ -23,9 +37,13 @@ if(NN_WITH_CUDA)
 endif()
 
 function(nn_link_dependencies target)
-  target_include_directories(${target} SYSTEM PRIVATE ${NN_CBLAS_INCLUDE_DIR})
   # Threads is public: the headers use std::mutex, and the exported package finds it again.
-  target_link_libraries(${target} PUBLIC Threads::Threads PRIVATE BLAS::BLAS)
+  target_link_libraries(${target} PUBLIC Threads::Threads)
+  if(NN_WITH_BLAS)
+    target_compile_definitions(${target} PRIVATE NN_WITH_BLAS)
+    target_include_directories(${target} SYSTEM PRIVATE ${NN_CBLAS_INCLUDE_DIR})
+    target_link_libraries(${target} PRIVATE BLAS::BLAS)
+  endif()
   if(OpenMP_CXX_FOUND)
     target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
   endif()

@@ -65,4 +65,13 @@ void guarded(benchmark::State& state, Body&& body) {
   }
 }
 
+// The main() tail every benchmark program shares, after it has registered its cases.
+inline int run_registered(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 }  // namespace nn::bench

@@ -2,9 +2,13 @@
 // float16 are converted to float32 buffers, multiplied with sgemm and rounded back. An operand
 // BLAS cannot read in place (half dtype, a column stride other than 1, overlapping rows) is
 // packed into a dense buffer first, once when its batch stride is 0.
+// Without CBLAS (NN_BLAS=OFF, or none found) a cache-blocked GEMM of our own stands in.
+#if defined(NN_WITH_BLAS)
 // cblas.h comes from a SYSTEM include directory: its C99 _Complex types trip -Wpedantic.
 #include <cblas.h>
+#endif
 
+#include <algorithm>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -58,6 +62,7 @@ Operand<C> prepare(const Tensor& t) {
   return op;
 }
 
+#if defined(NN_WITH_BLAS)
 void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
           int ldb, float* c, int ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
@@ -68,6 +73,34 @@ void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0,
               a, lda, b, ldb, 0.0, c, ldc);
 }
+#else
+// C = op(A) op(B), row-major. Rows of C are split over threads; within a row, k is walked in
+// blocks of kGemmKBlock so a block of op(B) rows stays in cache while C's row accumulates.
+constexpr int kGemmKBlock = 128;
+
+template <class C>
+void gemm(bool ta, bool tb, int m, int n, int k, const C* a, int lda, const C* b, int ldb, C* c,
+          int ldc) {
+  parallel_for(m, int64_t(m) * n * std::max(k, 1), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      C* crow = c + i * ldc;
+      for (int j = 0; j < n; ++j) crow[j] = C(0);
+      for (int p0 = 0; p0 < k; p0 += kGemmKBlock) {
+        const int p1 = std::min(k, p0 + kGemmKBlock);
+        for (int p = p0; p < p1; ++p) {
+          const C aip = ta ? a[int64_t(p) * lda + i] : a[i * lda + p];
+          if (tb) {
+            for (int j = 0; j < n; ++j) crow[j] += aip * b[int64_t(j) * ldb + p];
+          } else {
+            const C* brow = b + int64_t(p) * ldb;
+            for (int j = 0; j < n; ++j) crow[j] += aip * brow[j];
+          }
+        }
+      }
+    }
+  });
+}
+#endif
 
 int blas_int(int64_t v, const char* what) {
   NN_CHECK(v <= std::numeric_limits<int>::max(), ValueError, "matmul: ", what, " ", v,
