@@ -274,29 +274,24 @@ std::string describe(const std::vector<InputSpec>& inputs) {
   return os.str();
 }
 
+// Whether e is the subclass of nn::Error that `kind` names.
+bool is_error_kind(ErrKind kind, const Error& e) {
+  switch (kind) {
+    case ErrKind::Shape: return dynamic_cast<const ShapeError*>(&e) != nullptr;
+    case ErrKind::Dtype: return dynamic_cast<const DtypeError*>(&e) != nullptr;
+    case ErrKind::Index: return dynamic_cast<const IndexError*>(&e) != nullptr;
+    case ErrKind::Value: return dynamic_cast<const ValueError*>(&e) != nullptr;
+    case ErrKind::Device: return dynamic_cast<const DeviceError*>(&e) != nullptr;
+  }
+  return false;
+}
+
 void expect_error(ErrKind kind, const std::string& name, const std::function<void()>& fn,
                   const std::string& context) {
   try {
     fn();
   } catch (const Error& e) {
-    bool right = false;
-    switch (kind) {
-      case ErrKind::Shape:
-        right = dynamic_cast<const ShapeError*>(&e) != nullptr;
-        break;
-      case ErrKind::Dtype:
-        right = dynamic_cast<const DtypeError*>(&e) != nullptr;
-        break;
-      case ErrKind::Index:
-        right = dynamic_cast<const IndexError*>(&e) != nullptr;
-        break;
-      case ErrKind::Value:
-        right = dynamic_cast<const ValueError*>(&e) != nullptr;
-        break;
-      case ErrKind::Device:
-        right = dynamic_cast<const DeviceError*>(&e) != nullptr;
-        break;
-    }
+    const bool right = is_error_kind(kind, e);
     EXPECT_TRUE(right) << context << ": expected " << err_kind_name(kind)
                        << ", got another nn::Error: " << e.what();
     EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr(name)) << context;
