@@ -10,8 +10,8 @@
 #                           2. CPU-only build with AddressSanitizer + UBSan: ctest
 #   ./run.sh bench        build and run the Google Benchmark programs in bench/
 #   ./run.sh deps         only install the build dependencies
-#   ./run.sh stage-deps   copy Debian's GoogleTest sources into .deps/googletest, for a machine
-#                         with no package registry (carry .deps/ there; CMake picks it up)
+#   ./run.sh stage-deps   copy Debian's GoogleTest sources and nlohmann/json into .deps/, for a
+#                         machine with no package registry (carry .deps/ there; CMake picks it up)
 #
 # Environment: BUILD_ROOT (default ./build), JOBS (default nproc), NN_CMAKE_ARGS (extra
 # configure arguments for every build), NN_SKIP_INSTALL=1 (never call apt-get).
@@ -70,7 +70,7 @@ apt_install() {
 }
 
 install_deps() {  # $1: "build" (library + demo) or "test" (+ GoogleTest, Google Benchmark)
-  local pkgs=(ninja-build g++ libopenblas-dev)
+  local pkgs=(ninja-build g++ libopenblas-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
   command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
   # Tools already on PATH (a CUDA image without dpkg records, say) count as present.
   command -v ninja >/dev/null 2>&1 && pkgs=("${pkgs[@]/ninja-build/}")
@@ -95,12 +95,14 @@ install_deps() {  # $1: "build" (library + demo) or "test" (+ GoogleTest, Google
 }
 
 stage_deps() {
-  local src=/usr/src/googletest
+  local src=/usr/src/googletest json=/usr/include/nlohmann
   [[ -f $src/CMakeLists.txt ]] || { echo "error: $src not found (apt-get install libgtest-dev)" >&2; exit 1; }
-  rm -rf "$ROOT/.deps/googletest"
-  mkdir -p "$ROOT/.deps"
+  [[ -f $json/json.hpp ]] || { echo "error: $json/json.hpp not found (apt-get install nlohmann-json3-dev)" >&2; exit 1; }
+  rm -rf "$ROOT/.deps/googletest" "$ROOT/.deps/nlohmann_json"
+  mkdir -p "$ROOT/.deps/nlohmann_json/include"
   cp -a "$src" "$ROOT/.deps/googletest"
-  echo "staged $src in $ROOT/.deps/googletest"
+  cp -a "$json" "$ROOT/.deps/nlohmann_json/include/"
+  echo "staged $src and $json in $ROOT/.deps/"
 }
 
 # ---- build steps ------------------------------------------------------------------------------

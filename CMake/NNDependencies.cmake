@@ -30,6 +30,28 @@ if(NOT NN_BLAS STREQUAL "OFF")
 endif()
 message(STATUS "nn_cuda: CBLAS ${NN_WITH_BLAS} (NN_BLAS=${NN_BLAS})")
 
+# JSON (safetensors headers): nlohmann/json, header-only and private to the library. The
+# installed package (Debian: nlohmann-json3-dev), else a copy that `./run.sh stage-deps` puts in
+# .deps/nlohmann_json (a GPU runner with no package registry), else NN_JSON_INCLUDE_DIR.
+find_package(nlohmann_json 3 QUIET)
+if(NOT nlohmann_json_FOUND)
+  find_path(NN_JSON_INCLUDE_DIR nlohmann/json.hpp
+    HINTS "${PROJECT_SOURCE_DIR}/.deps/nlohmann_json/include")
+  if(NOT NN_JSON_INCLUDE_DIR)
+    message(FATAL_ERROR "nn_cuda: nlohmann/json was not found. Install it (Debian: apt-get "
+            "install nlohmann-json3-dev), stage it with ./run.sh stage-deps, or pass "
+            "-DNN_JSON_INCLUDE_DIR=<dir containing nlohmann/json.hpp>.")
+  endif()
+  add_library(nn_nlohmann_json INTERFACE)
+  target_include_directories(nn_nlohmann_json SYSTEM INTERFACE "${NN_JSON_INCLUDE_DIR}")
+  add_library(nlohmann_json::nlohmann_json ALIAS nn_nlohmann_json)
+endif()
+
+# zlib reads gzipped IDX files (Debian ships Fashion-MNIST gzipped). Optional: without it a
+# .gz file gives an IoError that says to gunzip it.
+find_package(ZLIB)
+set(NN_WITH_ZLIB ${ZLIB_FOUND})
+
 if(NN_WITH_CUDA)
   find_package(CUDAToolkit REQUIRED)
   find_package(CUDNN)  # CMake/FindCUDNN.cmake; optional until convolution needs it
@@ -46,6 +68,11 @@ function(nn_link_dependencies target)
   endif()
   if(OpenMP_CXX_FOUND)
     target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
+  endif()
+  target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:nlohmann_json::nlohmann_json>)
+  if(NN_WITH_ZLIB)
+    target_compile_definitions(${target} PRIVATE NN_WITH_ZLIB)
+    target_link_libraries(${target} PRIVATE ZLIB::ZLIB)
   endif()
   if(NN_WITH_CUDA)
     target_compile_definitions(${target} PUBLIC NN_WITH_CUDA)

@@ -1,0 +1,38 @@
+// Float64 gradient checks by central finite differences, shared by the op, layer, loss and
+// optimizer tests. The function under test maps leaf Variables to one output; the check
+// compares the autograd gradient of sum(output * w), for a random fixed w, with
+// (f(x + eps) - f(x - eps)) / 2 eps for every input element (or a random sample of them for
+// large inputs), on the CPU in float64.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "graph/variable.h"
+
+namespace nn::test {
+
+using VariableFn = std::function<Variable(const std::vector<Variable>&)>;
+
+struct GradCheckOptions {
+  double eps = 1e-6;
+  double rtol = 1e-5;  // |analytic - numeric| <= atol + rtol * |numeric|
+  double atol = 1e-7;
+  int64_t max_checked_per_input = 256;  // elements sampled per input beyond this size
+  uint64_t seed = 1234;
+  // Inputs that get no gradient (e.g. integer targets passed as constants) are listed here;
+  // all others must require and receive one.
+  std::vector<bool> differentiable;  // empty: all inputs
+};
+
+// inputs: float64 CPU tensors (the check makes them leaves). Returns a failure that names the
+// input, the element, both values and the op description on mismatch.
+::testing::AssertionResult grad_check(const std::string& what, const VariableFn& f,
+                                      const std::vector<Tensor>& inputs,
+                                      const GradCheckOptions& options = {});
+
+}  // namespace nn::test
