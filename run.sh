@@ -80,6 +80,13 @@ install_deps() {  # $1: "build" (library + demo) or "test" (+ GoogleTest, Google
   apt_install required "${want[@]}"
   if [[ $1 == test ]]; then
     apt_install optional libgtest-dev libbenchmark-dev
+    # The safetensors interop test reads and writes files with Python's reference library.
+    if ! python3 -c 'import safetensors, numpy' >/dev/null 2>&1; then
+      log "installing the Python packages safetensors and numpy (pip)"
+      python3 -m pip install --quiet safetensors numpy ||
+        python3 -m pip install --quiet --user safetensors numpy ||
+        echo "note: could not install safetensors/numpy; the interop test will not be registered"
+    fi
   fi
   if ! cmake_new_enough; then
     # Ubuntu 22.04 ships CMake 3.22; PyPI's cmake package is a current one.

@@ -1,6 +1,5 @@
 # Dependencies, found the ordinary way. nn_link_dependencies() attaches them to the library.
 find_package(Threads REQUIRED)
-find_package(OpenMP COMPONENTS CXX)
 
 # CPU GEMM: CBLAS, preferably OpenBLAS (Debian: libopenblas-dev). NN_BLAS=AUTO uses it when
 # found and otherwise the library's own blocked GEMM (GPU runners without a package registry);
@@ -65,9 +64,6 @@ function(nn_link_dependencies target)
     target_compile_definitions(${target} PRIVATE NN_WITH_BLAS)
     target_include_directories(${target} SYSTEM PRIVATE ${NN_CBLAS_INCLUDE_DIR})
     target_link_libraries(${target} PRIVATE BLAS::BLAS)
-  endif()
-  if(OpenMP_CXX_FOUND)
-    target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
   endif()
   target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:nlohmann_json::nlohmann_json>)
   if(NN_WITH_ZLIB)

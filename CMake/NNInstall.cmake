@@ -20,7 +20,15 @@ set(NN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/nn_cuda" CACHE STRING
 set(NN_PUBLIC_CORE_HEADERS
   core/allocator.h core/device.h core/dtype.h core/error.h core/macros.h core/rng.h
   core/storage.h core/stream.h core/tensor.h)
-set(NN_PUBLIC_KERNEL_HEADERS kernels/ops.h)
+set(NN_PUBLIC_KERNEL_HEADERS kernels/ops.h kernels/shape_ops.h kernels/nn_ops.h)
+# layers/ headers include these (Variable, the differentiable ops).
+set(NN_PUBLIC_GRAPH_HEADERS graph/functions.h graph/variable.h)
+set(NN_PUBLIC_LAYER_HEADERS
+  layers/activation.h layers/dropout.h layers/flatten.h layers/init.h layers/linear.h
+  layers/loss.h layers/module.h layers/sequential.h)
+set(NN_PUBLIC_OPTIM_HEADERS
+  optim/adam.h optim/checkpoint.h optim/clip.h optim/early_stopping.h optim/metric.h
+  optim/optimizer.h optim/regularization.h optim/rmsprop.h optim/scheduler.h optim/sgd.h)
 
 # The installed library finds the CUDA libraries it links where the build found them.
 set_target_properties(nn_cuda PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
@@ -32,6 +40,9 @@ install(TARGETS nn_cuda EXPORT nn_cudaTargets
 install(FILES nn.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn)
 install(FILES ${NN_PUBLIC_CORE_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/core)
 install(FILES ${NN_PUBLIC_KERNEL_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/kernels)
+install(FILES ${NN_PUBLIC_GRAPH_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/graph)
+install(FILES ${NN_PUBLIC_LAYER_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/layers)
+install(FILES ${NN_PUBLIC_OPTIM_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/optim)
 
 install(EXPORT nn_cudaTargets
   NAMESPACE nn::

@@ -47,6 +47,11 @@ int device_count();      // 0 without a GPU, a driver, or CUDA support in the bu
 DeviceProperties properties(int index = 0);
 // Blocks the host until all work on `index` is done (-1: the current device).
 void synchronize(int index = -1);
+// How many times the library has made the host wait on a GPU so far in this process:
+// synchronize(), Stream::synchronize(), and every copy to or from a device that is not
+// asynchronous (a blocking to(), copy_, to_vector or item()). A steady-state training step should
+// leave it unchanged. Always 0 in a build without CUDA.
+int64_t host_sync_count();
 // Throws DeviceError naming `what` unless `device` is a present CUDA device (no-op for the CPU).
 void check_device(const Device& device, const char* what);
 

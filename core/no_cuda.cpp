@@ -27,6 +27,7 @@ bool available() { return false; }
 int device_count() { return 0; }
 DeviceProperties properties(int) { throw_no_cuda("cuda::properties"); }
 void synchronize(int) { throw_no_cuda("cuda::synchronize"); }
+int64_t host_sync_count() { return 0; }
 
 void check_device(const Device& device, const char* what) {
   if (device.is_cuda()) throw_no_cuda(what);

@@ -14,6 +14,7 @@
 #include "graph/variable.h"
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
+#include "kernels/shape_ops.h"
 
 namespace nn {
 
@@ -74,7 +75,9 @@ Variable amax(const Variable& x, const std::vector<int64_t>& dims = {}, bool kee
 Variable amin(const Variable& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Variable var(const Variable& x, const std::vector<int64_t>& dims = {}, int64_t correction = 1,
              bool keepdim = false);
-// Values (differentiable: the gradient goes to the returned index) and int64 indices.
+// Values (differentiable: the gradient goes to the returned index) and int64 indices. Backward
+// builds a one-hot from an arange of positions: one small host-to-device copy on CUDA (the only
+// op here whose backward is not pure device work; an on-device iota row would remove it).
 std::pair<Variable, Tensor> max(const Variable& x, int64_t dim, bool keepdim = false);
 std::pair<Variable, Tensor> min(const Variable& x, int64_t dim, bool keepdim = false);
 
@@ -100,8 +103,8 @@ Variable cross_entropy(const Variable& logits, const Tensor& target,
 
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest by
 // 1/(1-p); the mask comes from Philox (the same on the CPU and CUDA for the same generator
-// state). The identity when !training or p == 0. p in [0, 1) (ValueError otherwise; p == 1 gives
-// zeros).
+// state) and takes one draw of the generator. Returns x itself when !training or p == 0; p == 1
+// gives zeros; p outside [0, 1] is a ValueError.
 Variable dropout(const Variable& x, double p, bool training, Generator* gen = nullptr);
 
 // ---- shapes and views (the gradient flows back through the view) -----------------------------
@@ -120,7 +123,9 @@ Variable contiguous(const Variable& x);
 Variable to(const Variable& x, Dtype dtype);    // the gradient is cast back
 Variable to(const Variable& x, Device device);  // the gradient is copied back
 // Joins along `dim` (cat) or a new axis (stack); chunk splits into equal parts (the last one
-// smaller), split into the given sizes. The recurrent layers build on these.
+// smaller, and fewer than `chunks` parts when the size does not allow more, as in PyTorch), split
+// into the given sizes (ShapeError unless they add up to the size). Each part is a view, and its
+// gradient is scattered into zeros of x's shape. The recurrent layers build on these.
 Variable cat(const std::vector<Variable>& xs, int64_t dim = 0);
 Variable stack(const std::vector<Variable>& xs, int64_t dim = 0);
 std::vector<Variable> chunk(const Variable& x, int64_t chunks, int64_t dim = 0);

@@ -7,6 +7,8 @@
 #include "graph/variable.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
 #include <ostream>
 #include <sstream>
 #include <unordered_map>
@@ -29,6 +31,12 @@ struct VariableState {
   std::vector<Variable> inputs;
   BackwardFn backward;
   const char* op_name = "";
+
+  VariableState() = default;
+  VariableState(const VariableState&) = delete;
+  VariableState& operator=(const VariableState&) = delete;
+  // Tears the graph behind this node down iteratively (see Engine::release).
+  ~VariableState();
 };
 
 }  // namespace detail
@@ -56,9 +64,11 @@ void accumulate(Tensor& slot, Tensor incoming) {
   }
 }
 
-// A gradient that is about to become a leaf's .grad must be owned by it alone.
+// A gradient that is about to become a leaf's .grad must be owned by it alone, and should not pin
+// a larger buffer it is a view of (a part of cat's gradient, say).
 Tensor owned(Tensor g) {
-  if (g.storage().use_count() == 1 && g.is_contiguous()) return g;
+  if (g.storage().use_count() == 1 && g.is_contiguous() && g.storage()->nbytes() == g.nbytes())
+    return g;
   return g.clone();
 }
 
@@ -67,8 +77,8 @@ void check_grad_like(const Tensor& g, const Tensor& data, const char* what) {
            shape_str(g.shape()), ", expected ", shape_str(data.shape()));
   NN_CHECK(g.dtype() == data.dtype(), DtypeError, what, ": gradient is ", dtype_name(g.dtype()),
            ", expected ", dtype_name(data.dtype()));
-  NN_CHECK(g.device() == data.device(), DeviceError, what, ": gradient is on ",
-           g.device().str(), ", expected ", data.device().str());
+  NN_CHECK(g.device() == data.device(), DeviceError, what, ": gradient is on ", g.device().str(),
+           ", expected ", data.device().str());
 }
 
 }  // namespace
@@ -93,14 +103,18 @@ class Engine {
       if (!g.defined()) {
         NN_CHECK(s->data.numel() == 1, ShapeError,
                  "backward: a gradient can be omitted only for a one-element output; this one has "
-                 "shape ", shape_str(s->data.shape()));
+                 "shape ",
+                 shape_str(s->data.shape()));
         g = ones_like(s->data);
       }
       check_grad_like(g, s->data, "backward");
       accumulate(pending[s], g);
     }
 
-    for (State* s : topological_order(roots)) {
+    // The order holds every node alive for the whole pass: freeing a node's edges below may
+    // drop the last other reference to a node that is still to be visited.
+    for (const std::shared_ptr<State>& node : topological_order(roots)) {
+      State* s = node.get();
       auto it = pending.find(s);
       if (it == pending.end()) continue;  // no gradient flows through here
       Tensor g = std::move(it->second);
@@ -142,26 +156,26 @@ class Engine {
  private:
   // Nodes reachable from `roots` through edges that require a gradient, each after all of its
   // consumers (reverse post-order of an iterative depth-first search).
-  static std::vector<State*> topological_order(const std::vector<Variable>& roots) {
-    std::vector<State*> post;
+  static std::vector<std::shared_ptr<State>> topological_order(const std::vector<Variable>& roots) {
+    std::vector<std::shared_ptr<State>> post;
     std::unordered_set<State*> seen;
-    std::vector<std::pair<State*, size_t>> stack;  // node, next input to visit
+    std::vector<std::pair<std::shared_ptr<State>, size_t>> stack;  // node, next input to visit
     for (const Variable& r : roots) {
-      State* s = r.state_.get();
-      if (!seen.insert(s).second) continue;
-      stack.push_back({s, 0});
+      if (!seen.insert(r.state_.get()).second) continue;
+      stack.push_back({r.state_, 0});
       while (!stack.empty()) {
-        auto& [node, next] = stack.back();
+        State* node = stack.back().first.get();
+        size_t& next = stack.back().second;
         if (!node->is_leaf && node->freed) {
           char msg[256];
           std::snprintf(msg, sizeof msg, kFreedMessage, node->op_name);
           throw ValueError(msg);
         }
         if (next < node->inputs.size()) {
-          State* in = node->inputs[next++].state_.get();
-          if (in->requires_grad && seen.insert(in).second) stack.push_back({in, 0});
+          const std::shared_ptr<State>& in = node->inputs[next++].state_;
+          if (in->requires_grad && seen.insert(in.get()).second) stack.push_back({in, 0});
         } else {
-          post.push_back(node);
+          post.push_back(std::move(stack.back().first));
           stack.pop_back();
         }
       }
@@ -169,7 +183,27 @@ class Engine {
     std::reverse(post.begin(), post.end());
     return post;
   }
+
+ public:
+  // Releases `edges` without recursion: a node whose last owner is this list hands its own edges
+  // over before it dies, so destroying a chain of a million recorded ops needs no deep stack.
+  static void release(std::vector<Variable>& edges) {
+    std::vector<Variable> work = std::move(edges);
+    edges.clear();
+    while (!work.empty()) {
+      Variable v = std::move(work.back());
+      work.pop_back();
+      if (v.state_ != nullptr && v.state_.use_count() == 1) {
+        for (Variable& in : v.state_->inputs) work.push_back(std::move(in));
+        v.state_->inputs.clear();
+      }
+    }
+  }
 };
+
+namespace detail {
+VariableState::~VariableState() { Engine::release(inputs); }
+}  // namespace detail
 
 // ---- Variable ----------------------------------------------------------------------------------
 
@@ -196,8 +230,10 @@ bool Variable::is_leaf() const { return state_ == nullptr || state_->is_leaf; }
 
 Variable& Variable::requires_grad_(bool on) {
   NN_CHECK_DEFINED("requires_grad_");
-  NN_CHECK(state_->is_leaf, ValueError, "requires_grad_: only a leaf's flag can be changed; this "
-           "Variable is the result of ", state_->op_name, " (use detach() for a new leaf)");
+  NN_CHECK(state_->is_leaf, ValueError,
+           "requires_grad_: only a leaf's flag can be changed; this "
+           "Variable is the result of ",
+           state_->op_name, " (use detach() for a new leaf)");
   NN_CHECK(!on || is_floating(state_->data.dtype()), DtypeError,
            "requires_grad_: only floating tensors can require a gradient, this one is ",
            dtype_name(state_->data.dtype()));
@@ -312,8 +348,8 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
     } else if (shape[i - lead] == 1 && g[i] != 1) {
       dims.push_back(int64_t(i));
     } else {
-      NN_CHECK(shape[i - lead] == g[i], ShapeError, "sum_to: cannot reduce ", shape_str(g),
-               " to ", shape_str(shape));
+      NN_CHECK(shape[i - lead] == g[i], ShapeError, "sum_to: cannot reduce ", shape_str(g), " to ",
+               shape_str(shape));
     }
   }
   if (dims.empty()) return grad;

@@ -6,7 +6,9 @@
 // backward() walks the graph once in reverse topological order and launches only device work on
 // the tensors' current stream: no synchronisation, no copy to the host. Gradients are written
 // with ops of the table (kernels/), so they run on whatever device the tensors are on. Only
-// first-order gradients are supported: backward functions work on plain Tensors.
+// first-order gradients are supported: backward functions work on plain Tensors. Neither the
+// traversal nor the teardown of a graph recurses, so a graph of millions of recorded ops (a long
+// recurrent unroll) is safe to differentiate and to drop.
 //
 // Threading: grad mode (NoGradGuard) is per thread. One graph must not be differentiated from
 // two threads at once.

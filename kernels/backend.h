@@ -8,7 +8,8 @@
 //  - all tensors are on one device; the first argument is the output;
 //  - elementwise rows: inputs already expanded to the output's shape (stride 0 where
 //    broadcast); any strides; output may alias an input exactly (in-place ops);
-//  - reduce / reduce_index / softmax / random: see each row.
+//  - reduce / reduce_index / softmax / random / the fused training rows: see each row;
+//  - the first argument's device() picks the backend (a ParamGroupTensors has one too).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/nn_ops.h"
 #include "kernels/ops.h"
 
 namespace nn {
@@ -62,7 +64,34 @@ namespace nn {
   /* out (contiguous, floating) element i = draw i of (seed, offset), see core/rng.h:           \
      Uniform in [a, b), Normal with mean a and std b, Bernoulli 1 with probability a. */        \
   X(random, (Tensor & out, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset),\
-    (out, kind, a, b, seed, offset))
+    (out, kind, a, b, seed, offset))                                                            \
+  /* Fused training rows (kernels/nn_ops.h). linear: x [M, K], w [N, K], b [N] or undefined,   \
+     out [M, N], all contiguous and of one floating dtype; pre [M, N] contiguous, defined only   \
+     when act != None and the caller wants it: out = act(x w^T + b), pre = x w^T + b. */        \
+  X(linear,                                                                                     \
+    (Tensor & out, Tensor& pre, const Tensor& x, const Tensor& w, const Tensor& b,              \
+     Activation act),                                                                           \
+    (out, pre, x, w, b, act))                                                                   \
+  /* loss [N] (logits' dtype), lse [N] (float32, float64 for float64 logits) and sample_weight  \
+     [N] (logits' dtype), the last two possibly undefined, all contiguous; logits [N, C] with   \
+     C >= 1 and stride(1) == 1; target int64 [N] contiguous; weight [C] contiguous or           \
+     undefined. See cross_entropy in kernels/nn_ops.h for the maths and bad targets. */         \
+  X(cross_entropy,                                                                              \
+    (Tensor & loss, Tensor& lse, Tensor& sample_weight, const Tensor& logits,                   \
+     const Tensor& target, const Tensor& weight, double label_smoothing, int64_t ignore_index), \
+    (loss, lse, sample_weight, logits, target, weight, label_smoothing, ignore_index))          \
+  /* grad [N, C] contiguous (logits' dtype) from grad_loss [N], logits [N, C] (stride(1) == 1), \
+     target, lse (defined) and weight, laid out as for cross_entropy. */                        \
+  X(cross_entropy_backward,                                                                     \
+    (Tensor & grad, const Tensor& grad_loss, const Tensor& logits, const Tensor& target,        \
+     const Tensor& lse, const Tensor& weight, double label_smoothing, int64_t ignore_index),     \
+    (grad, grad_loss, logits, target, lse, weight, label_smoothing, ignore_index))              \
+  /* In place over a validated, non-empty group: params and states contiguous, grads contiguous,\
+     state lists as the kind needs, one floating dtype; grad_scale a float32 one-element tensor \
+     or undefined. Dispatches on group.device(). */                                             \
+  X(optimizer_step,                                                                             \
+    (ParamGroupTensors & group, const OptimizerHyper& hyper, const Tensor& grad_scale),         \
+    (group, hyper, grad_scale))
 
 #define NN_DECLARE_OP(name, params, args) void name params;
 namespace cpu {

@@ -268,6 +268,7 @@ void add_binary_rows(std::vector<OpCase>& rows) {
 
 void add_reduction_rows(std::vector<OpCase>& rows);
 void add_copy_rows(std::vector<OpCase>& rows);
+void add_nn_rows(std::vector<OpCase>& rows);  // op_table_nn.cpp
 
 const std::vector<OpCase>& op_table() {
   static const std::vector<OpCase> kRows = [] {
@@ -276,6 +277,7 @@ const std::vector<OpCase>& op_table() {
     add_binary_rows(rows);
     add_reduction_rows(rows);
     add_copy_rows(rows);
+    add_nn_rows(rows);
     return rows;
   }();
   return kRows;

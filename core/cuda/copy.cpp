@@ -8,6 +8,11 @@
 #include "core/storage.h"
 
 namespace nn {
+
+namespace cuda {
+void count_host_sync();  // core/cuda/runtime.cpp: counts for host_sync_count()
+}  // namespace cuda
+
 namespace {
 
 bool is_pinned_host(const void* p) {
@@ -50,6 +55,7 @@ void copy_peer(void* dst, int dst_device, const void* src, int src_device, size_
   NN_CUDA_CHECK(cudaStreamWaitEvent(src_stream, dst_ready.get(), 0));
   NN_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device, src, src_device, nbytes, src_stream));
   if (!non_blocking) {
+    cuda::count_host_sync();
     NN_CUDA_CHECK(cudaStreamSynchronize(src_stream));
     return;
   }
@@ -87,7 +93,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   NN_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, copy_kind(dst_device, src_device), stream));
   const void* host = src_device.is_cpu() ? src : dst_device.is_cpu() ? dst : nullptr;
   const bool may_return_early = non_blocking && (host == nullptr || is_pinned_host(host));
-  if (!may_return_early) NN_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (!may_return_early) {
+    cuda::count_host_sync();
+    NN_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
 }
 
 }  // namespace nn

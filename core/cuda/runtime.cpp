@@ -1,6 +1,7 @@
 // Device discovery, properties, synchronisation, checked-call errors and DeviceGuard.
 // No GPU is a normal state: discovery never throws, it remembers why there is no device so
 // that a later request for CUDA memory or a stream can say so.
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -37,12 +38,19 @@ const Discovery& discovery() {
   return found;
 }
 
+std::atomic<int64_t> g_host_syncs{0};
+
 const char* base_name(const char* path) {
   const char* slash = std::strrchr(path, '/');
   return slash ? slash + 1 : path;
 }
 
 }  // namespace
+
+// Called right before every wait of the host on a device (core/cuda/stream.cpp and copy.cpp
+// declare it too); host_sync_count() reads the total.
+void count_host_sync() { g_host_syncs.fetch_add(1, std::memory_order_relaxed); }
+int64_t host_sync_count() { return g_host_syncs.load(std::memory_order_relaxed); }
 
 bool built_with_cuda() { return true; }
 bool available() { return discovery().count > 0; }
@@ -82,11 +90,13 @@ void synchronize(int index) {
   if (index < 0) {
     NN_CHECK(available(), DeviceError, "cuda::synchronize: no CUDA device is available (",
              discovery().reason, ")");
+    count_host_sync();
     NN_CUDA_CHECK(cudaDeviceSynchronize());
     return;
   }
   check_device(Device::cuda(index), "cuda::synchronize");
   DeviceGuard guard(index);
+  count_host_sync();
   NN_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

@@ -9,6 +9,10 @@
 
 namespace nn {
 
+namespace cuda {
+void count_host_sync();  // core/cuda/runtime.cpp: counts for host_sync_count()
+}  // namespace cuda
+
 Stream Stream::create(Device device) {
   if (device.is_cpu()) return Stream();  // the CPU has no streams: inert handle
   cuda::check_device(device, "Stream::create");
@@ -26,6 +30,7 @@ void Stream::synchronize() const {
   if (device_.is_cpu()) return;
   cuda::check_device(device_, "Stream::synchronize");
   cuda::DeviceGuard guard(device_.index);
+  cuda::count_host_sync();
   NN_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(handle_)));
 }
 

@@ -1,5 +1,4 @@
-// Private helpers of the CPU backend: a parallel loop that compiles with or without OpenMP,
-// strided elementwise iteration over an OffsetCalc, and value conversion between the six dtypes.
+// Private helpers of the CPU backend: a parallel loop over the backend's thread pool, strided elementwise iteration over an OffsetCalc, and value conversion between the six dtypes.
 #pragma once
 
 #include <algorithm>
@@ -9,12 +8,9 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/indexing.h"
 
 namespace nn::cpu {
@@ -23,31 +19,18 @@ namespace nn::cpu {
 // a parallel region costs more than it saves.
 constexpr int64_t kParallelGrain = 32768;
 
-inline int max_threads() {
-#if defined(_OPENMP)
-  return omp_in_parallel() ? 1 : omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 // Splits [0, n) into one contiguous range per thread and calls f(begin, end) on each, in
 // parallel when `work` (an estimate of the total cost in element-operations) reaches the grain.
-// f must not throw: exceptions cannot leave an OpenMP region.
 template <class F>
 void parallel_for(int64_t n, int64_t work, F&& f) {
   if (n <= 0) return;
-  int threads = max_threads();
-  if (threads > 1 && n > 1 && work >= kParallelGrain) {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, n)))
-    {
-      int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-      int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+  const int64_t threads = std::min<int64_t>(max_threads(), n);
+  if (threads > 1 && work >= kParallelGrain) {
+    run_parallel(threads, [&](int64_t t) {
+      int64_t begin = n * t / threads, end = n * (t + 1) / threads;
       if (begin < end) f(begin, end);
-    }
+    });
     return;
-#endif
   }
   f(int64_t(0), n);
 }

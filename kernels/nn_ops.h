@@ -1,0 +1,137 @@
+// Fused training ops of the op table: linear (GEMM + bias + activation), cross-entropy over class
+// indices (log-softmax + NLL in one pass) and the fused optimizer step over a parameter group.
+// Like kernels/ops.h, each function validates its arguments (a clear nn::Error naming the op),
+// allocates its outputs on the inputs' device and dispatches to the CPU or CUDA backend. None of
+// them reads a device value on the host: a training step built from them never waits on the GPU.
+//
+// Dtypes: float32, float64, bfloat16 and float16 (the half types compute in float32); class
+// targets are int64. All tensors of one call live on one device (DeviceError otherwise).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace nn {
+
+// ---- activations fused into linear ----------------------------------------------------------
+// The element functions are those of the unary ops of the same name (kernels/ops.h): Gelu is the
+// exact x * Phi(x), GeluTanh its tanh approximation.
+enum class Activation : uint8_t { None, Relu, Gelu, GeluTanh, Silu, Tanh, Sigmoid };
+const char* activation_name(Activation a);  // "none", "relu", "gelu", "gelu_tanh", ...
+// Parses the names activation_name gives (and "identity" for None); ValueError otherwise.
+Activation parse_activation(const std::string& name);
+
+// ---- linear ---------------------------------------------------------------------------------
+// y = act(x w^T + b). x: [..., in] (1-D: a single sample), w: [out, in] (PyTorch's layout),
+// b: [out] or undefined; y: [..., out]. x, w, b share a floating dtype and a device; half dtypes
+// accumulate in float32 and round once, after the bias and the activation.
+// When `pre` is non-null and act != None, *pre receives the pre-activation x w^T + b (what
+// linear_backward needs), written by the same pass that writes y; otherwise *pre is left
+// undefined and nothing extra is computed or allocated.
+// Throws ShapeError naming "linear" and the shapes ("linear: input has 784 features, weight
+// expects 512"), DtypeError for a non-floating or mixed dtype, DeviceError for mixed devices.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {},
+              Activation act = Activation::None, Tensor* pre = nullptr);
+
+// Gradients of linear. Undefined where not asked for.
+struct LinearGrads {
+  Tensor dx;  // x's shape
+  Tensor dw;  // [out, in]
+  Tensor db;  // [out]
+};
+// grad_y: [..., out] (y's shape); pre: the pre-activation linear() returned (undefined for None).
+// dY' = grad_y * act'(pre); dx = dY' w, dw = dY'^T x (x flattened to 2-D), db = column sums of
+// dY'. Only what the flags ask for is computed. Throws as linear() does, naming "linear_backward".
+LinearGrads linear_backward(const Tensor& grad_y, const Tensor& x, const Tensor& w,
+                            const Tensor& pre, Activation act, bool need_dx, bool need_dw,
+                            bool need_db);
+
+// ---- cross-entropy --------------------------------------------------------------------------
+struct CrossEntropyOptions {
+  Tensor weight;                 // [C] class weights (same dtype/device as logits) or undefined
+  double label_smoothing = 0.0;  // in [0, 1)
+  int64_t ignore_index = -100;   // targets equal to it give 0 loss, 0 weight and 0 gradient
+};
+
+// Fused log-softmax + negative log-likelihood, PyTorch's definition (torch.nn.functional.
+// cross_entropy with reduction="none"): for sample i with target y, log-probabilities lp and
+// eps = label_smoothing,
+//   loss_i = (1 - eps) * w[y] * (-lp[y]) + eps / C * sum_c w[c] * (-lp[c])   (w = 1 unweighted)
+// and 0 where y == ignore_index.
+// logits: [N, C] floating (any strides), target: int64 [N]. Returns the per-sample loss [N] in
+// the logits' dtype. Optional outputs, device work only (no host read):
+//  - *lse: the per-row log-sum-exp [N] that cross_entropy_backward reuses, in float32 (float64
+//    for float64 logits) so half-precision logits lose nothing;
+//  - *sample_weight: w[target_i] (1 without weights, 0 where ignored) [N] in the logits' dtype,
+//    so PyTorch's "mean" reduction is sum(loss) / sum(sample_weight).
+// A target outside [0, C) that is not ignore_index: the CPU throws IndexError ("cross_entropy:
+// target 12 at sample 3 is out of range for 10 classes"); CUDA cannot check without a host sync,
+// so that sample's loss and sample weight are NaN (and its gradient row in backward).
+// Other errors: ShapeError (logits not 2-D, no classes, target or weight size), DtypeError
+// (logits not floating, target not int64, weight dtype), ValueError (label_smoothing).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     const CrossEntropyOptions& opt = {}, Tensor* lse = nullptr,
+                     Tensor* sample_weight = nullptr);
+
+// grad_logits [N, C] (logits' dtype) of sum_i grad_loss[i] * loss_i: grad_loss is the per-sample
+// upstream gradient [N] (logits' dtype; for a mean reduction, 1 / sum(sample_weight) each), lse
+// what cross_entropy returned for the same logits (undefined: recomputed, one extra pass). One
+// pass that never writes the probabilities to memory. Errors as cross_entropy, naming
+// "cross_entropy_backward".
+Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, const Tensor& target,
+                              const Tensor& lse, const CrossEntropyOptions& opt = {});
+
+// ---- fused optimizer step -------------------------------------------------------------------
+enum class OptimizerKind : uint8_t { Sgd, Adam, AdamW, RMSprop };
+const char* optimizer_kind_name(OptimizerKind k);  // "sgd", "adam", "adamw", "rmsprop"
+
+struct OptimizerHyper {
+  OptimizerKind kind = OptimizerKind::Sgd;
+  double lr = 1e-3, weight_decay = 0.0;
+  double momentum = 0.0, dampening = 0.0;  // SGD; momentum also RMSprop's
+  bool nesterov = false;                   // SGD
+  double beta1 = 0.9, beta2 = 0.999;       // Adam, AdamW
+  double eps = 1e-8;                       // Adam, AdamW, RMSprop
+  bool amsgrad = false;                    // Adam, AdamW
+  double alpha = 0.99;                     // RMSprop
+  bool centered = false;                   // RMSprop
+  bool maximize = false;
+  int64_t step = 1;  // 1-based count of this step (bias correction; SGD momentum buffer init at 1)
+};
+
+// One parameter group: entry i of every list belongs to parameter i. States have the parameter's
+// shape, dtype and device, are zero-initialised by the caller and are used by kind as:
+//   Sgd:        state0 = momentum buffer (only when momentum != 0)
+//   Adam/AdamW: state0 = exp_avg, state1 = exp_avg_sq, state2 = max_exp_avg_sq (only amsgrad)
+//   RMSprop:    state0 = square_avg, state1 = momentum buffer (momentum != 0),
+//               state2 = grad_avg (centered)
+// State lists the options do not use are empty.
+struct ParamGroupTensors {
+  std::vector<Tensor> params, grads, state0, state1, state2;
+  // The device of params[0]. Throws ValueError for an empty group and DeviceError when any
+  // tensor of the group is elsewhere.
+  Device device() const;
+};
+
+// Updates params and states in place with exactly PyTorch's rules (torch.optim, foreach=False
+// maths), including Adam's L2 weight decay (added to the gradient) versus AdamW's decoupled decay,
+// SGD's dampening and Nesterov momentum, AMSGrad, and centered RMSprop.
+// `grad_scale` (optional, a 0-d or one-element floating tensor on the group's device) multiplies
+// every gradient first: clipping by global norm computes it on the device, so no host sync.
+// CUDA: one multi-tensor kernel launch per group (pointers and sizes travel in the kernel's
+// parameter struct), one more per kMaxTensorsPerLaunch parameters past that many. CPU: a loop.
+// Params and states must be contiguous (they are written in place); grads may have any strides.
+// Throws ValueError (list lengths, missing or unexpected states, hyper-parameters out of range:
+// lr >= 0, weight_decay >= 0, momentum >= 0, 0 <= dampening <= 1, 0 <= beta1, beta2 < 1, eps > 0,
+// 0 <= alpha <= 1, step >= 1, nesterov needs momentum > 0 and dampening 0), ShapeError, DtypeError
+// and DeviceError naming "optimizer_step".
+void optimizer_step(ParamGroupTensors& group, const OptimizerHyper& hyper,
+                    const Tensor& grad_scale = {});
+
+// Parameters one CUDA launch of optimizer_step takes (its parameter struct stays under 4 KiB).
+constexpr int64_t kMaxTensorsPerLaunch = 64;
+
+}  // namespace nn
