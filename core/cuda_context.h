@@ -17,6 +17,10 @@ namespace nn::cuda {
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
 [[noreturn]] void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line);
 
+// Counts one host wait on the GPU for host_sync_count() (core/device.h); every place that makes
+// the host wait calls it.
+void count_host_sync();
+
 // The current stream of `device` as a cudaStream_t.
 inline cudaStream_t stream_of(int device) {
   return static_cast<cudaStream_t>(current_stream(device).handle());

@@ -391,6 +391,7 @@ TEST(Optim, StateFollowsAParameterConvertedAfterwards) {
   SGD opt({a}, {.lr = 0.1, .momentum = 0.9});
   set_grad(a, {1.0, 1.0});
   opt.step();  // momentum buffer {1, 1}, a = {0.9, 1.9}
+
   a.data() = a.data().to(Dtype::Float32);  // what Module::to(Dtype) does
   a.set_grad(ones({2}, {Dtype::Float32}));
   opt.step();  // buffer 0.9 + 1 = 1.9, a -= 0.19

@@ -9,10 +9,6 @@
 
 namespace nn {
 
-namespace cuda {
-void count_host_sync();  // core/cuda/runtime.cpp: counts for host_sync_count()
-}  // namespace cuda
-
 namespace {
 
 bool is_pinned_host(const void* p) {

@@ -67,6 +67,7 @@ void Event::wait() const {
 void Event::synchronize() const {
   cudaEvent_t ev = raw(*this, "Event::synchronize");
   DeviceGuard guard(device_.index);
+  count_host_sync();
   NN_CUDA_CHECK(cudaEventSynchronize(ev));
 }
 

@@ -9,10 +9,6 @@
 
 namespace nn {
 
-namespace cuda {
-void count_host_sync();  // core/cuda/runtime.cpp: counts for host_sync_count()
-}  // namespace cuda
-
 Stream Stream::create(Device device) {
   if (device.is_cpu()) return Stream();  // the CPU has no streams: inert handle
   cuda::check_device(device, "Stream::create");
