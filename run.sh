@@ -2,13 +2,16 @@
 # One entry point for setting up, building, running and testing libnn_cuda on a fresh
 # Debian/Ubuntu machine, with or without a GPU.
 #
-#   ./run.sh              install what is missing, build, run the demo (apps/nn-demo)
+#   ./run.sh [FLAGS]      install what is missing, build, train an MLP on Fashion-MNIST with
+#                         apps/nn-train (GPU when present); FLAGS go to nn-train (--help)
+#   ./run.sh demo         build and run apps/nn-demo (ops on the best device, checked)
 #   ./run.sh test         the whole test suite (what ./test.sh and .ci/run do):
 #                           1. default build (CUDA when nvcc exists), Release: ctest
 #                              (gpu-labelled tests skip without a GPU; includes the
 #                              install + outside-consumer test)
 #                           2. CPU-only build with AddressSanitizer + UBSan: ctest
-#   ./run.sh bench        build and run the Google Benchmark programs in bench/
+#   ./run.sh bench        build and run the benchmarks in bench/ (kernels; the MLP training
+#                         step against LibTorch when libtorch-dev is present)
 #   ./run.sh deps         only install the build dependencies
 #   ./run.sh stage-deps   copy Debian's GoogleTest sources and nlohmann/json into .deps/, for a
 #                         machine with no package registry (carry .deps/ there; CMake picks it up)
@@ -133,17 +136,21 @@ run_ctest() {
   ctest --test-dir "$1" --output-on-failure --no-tests=error -j "$JOBS" --timeout 1500
 }
 
-cmd_demo() {
+# run_app NAME ARGS...: builds apps/NAME and runs it.
+run_app() {
+  local app=$1
+  shift
   install_deps build
   local dir=$BUILD_ROOT/release
   configure "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=OFF
-  build "$dir" --target nn-demo
-  log "run nn-demo"
-  "$dir/apps/nn-demo" "$@"
+  build "$dir" --target "$app"
+  log "run $app $*"
+  "$dir/apps/$app" "$@"
 }
 
 cmd_bench() {
   install_deps test
+  apt_install optional libtorch-dev  # the peer of bench_mlp_step on the CPU
   local dir=$BUILD_ROOT/release
   configure "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=OFF
   build "$dir"
@@ -158,6 +165,8 @@ cmd_bench() {
   fi
   local commit
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  log "bench_mlp_step"
+  "$dir/bench/bench_mlp_step"
   for b in bench_matmul bench_softmax; do
     log "$b"
     if [[ -n $gpu ]]; then
@@ -202,17 +211,18 @@ cmd_test() {
   echo "ALL PASSED"
 }
 
-cmd=${1:-demo}
+cmd=${1:-train}
 [[ $# -gt 0 ]] && shift
 case $cmd in
-  demo) cmd_demo "$@" ;;
+  train) run_app nn-train "$@" ;;
+  demo) run_app nn-demo "$@" ;;
   test) cmd_test ;;
   bench) cmd_bench "$@" ;;
   deps) install_deps test ;;
   stage-deps) stage_deps ;;
   -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
   *)
-    # Anything else goes to the demo (./run.sh --device cpu).
-    cmd_demo "$cmd" "$@"
+    # Anything else goes to nn-train (./run.sh --epochs 5 --device cpu).
+    run_app nn-train "$cmd" "$@"
     ;;
 esac

@@ -19,7 +19,8 @@ set(NN_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/nn_cuda" CACHE STRING
 # Public headers, by folder. A new public header is added here (and to nn.h).
 set(NN_PUBLIC_CORE_HEADERS
   core/allocator.h core/device.h core/dtype.h core/error.h core/macros.h core/rng.h
-  core/storage.h core/stream.h core/tensor.h)
+  core/storage.h core/stream.h core/tensor.h core/event.h core/io.h core/safetensors.h
+  core/atomic_file.h)
 set(NN_PUBLIC_KERNEL_HEADERS kernels/ops.h kernels/shape_ops.h kernels/nn_ops.h)
 # layers/ headers include these (Variable, the differentiable ops).
 set(NN_PUBLIC_GRAPH_HEADERS graph/functions.h graph/variable.h)
@@ -29,6 +30,9 @@ set(NN_PUBLIC_LAYER_HEADERS
 set(NN_PUBLIC_OPTIM_HEADERS
   optim/adam.h optim/checkpoint.h optim/clip.h optim/early_stopping.h optim/metric.h
   optim/optimizer.h optim/regularization.h optim/rmsprop.h optim/scheduler.h optim/sgd.h)
+set(NN_PUBLIC_DATA_HEADERS
+  data/augment.h data/csv.h data/dataset.h data/file_reader.h data/idx.h data/loader.h
+  data/mnist.h)
 
 # The installed library finds the CUDA libraries it links where the build found them.
 set_target_properties(nn_cuda PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
@@ -43,6 +47,7 @@ install(FILES ${NN_PUBLIC_KERNEL_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR
 install(FILES ${NN_PUBLIC_GRAPH_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/graph)
 install(FILES ${NN_PUBLIC_LAYER_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/layers)
 install(FILES ${NN_PUBLIC_OPTIM_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/optim)
+install(FILES ${NN_PUBLIC_DATA_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nn/data)
 
 install(EXPORT nn_cudaTargets
   NAMESPACE nn::

@@ -55,6 +55,21 @@ int main() {
     }
     failures += check(threw, "matmul shape mismatch throws");
 
+    // Training through the installed autograd, layers and optimizers: one Linear fits y = 2x - 1.
+    nn::Generator gen(1);
+    auto model = std::make_shared<nn::Linear>(1, 1, true, nn::Activation::None, options, &gen);
+    nn::SGD opt(model->parameters(), nn::SGDOptions{.lr = 0.1, .momentum = 0.9});
+    nn::Tensor xs = nn::randn({32, 1}, options, &gen);
+    nn::Tensor ys = nn::add(nn::mul(xs, 2.0), -1.0);
+    for (int step = 0; step < 200; ++step) {
+      nn::Variable loss = nn::mse_loss((*model)(nn::Variable(xs)), nn::Variable(ys));
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+    failures += check(near(model->weight().item(), 2.0, 1e-3) && near(model->bias().item(), -1.0, 1e-3),
+                      "Linear + SGD fits y = 2x - 1");
+
     std::printf("nn_consumer: %s\n", failures == 0 ? "PASS" : "FAIL");
     return failures == 0 ? 0 : 1;
   } catch (const nn::Error& e) {
