@@ -20,26 +20,6 @@ Tensor scalar_like(const Tensor& t, double value) {
   return full({}, value, {t.dtype(), t.device()});
 }
 
-UnaryOp unary_of(Activation act) {
-  switch (act) {
-    case Activation::Relu:
-      return UnaryOp::Relu;
-    case Activation::Gelu:
-      return UnaryOp::Gelu;
-    case Activation::GeluTanh:
-      return UnaryOp::GeluTanh;
-    case Activation::Silu:
-      return UnaryOp::Silu;
-    case Activation::Tanh:
-      return UnaryOp::Tanh;
-    case Activation::Sigmoid:
-      return UnaryOp::Sigmoid;
-    case Activation::None:
-      break;
-  }
-  NN_THROW(ValueError, "activation: no unary op for activation code ", int(act));
-}
-
 }  // namespace
 
 // ---- unary ------------------------------------------------------------------------------------
@@ -86,7 +66,7 @@ Variable activation(Activation act, const Variable& x) {
     (void)x.data();  // an undefined x throws here as it would in every other activation
     return x;
   }
-  return unary(unary_of(act), x);
+  return unary(activation_unary_op(act), x);
 }
 
 // ---- binary -----------------------------------------------------------------------------------

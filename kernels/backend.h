@@ -26,6 +26,8 @@ namespace nn {
 #define NN_OP_TABLE(X)                                                                          \
   /* out[i] = value, converted to out's dtype. */                                               \
   X(fill, (Tensor & out, double value), (out, value))                                           \
+  /* out (contiguous, 1-D) element i = start + i * step, computed in double, then converted. */\
+  X(arange, (Tensor & out, double start, double step), (out, start, step))                      \
   /* out = src converted to out's dtype; same shape, same device, any strides. */               \
   X(copy, (Tensor & out, const Tensor& src), (out, src))                                        \
   /* out = op(x; alpha, beta); out and x share a floating dtype. */                             \

@@ -59,12 +59,9 @@ Tensor arange(double start, double end, double step, TensorOptions options) {
   double count = std::ceil((end - start) / step);
   NN_CHECK(count < double(std::numeric_limits<int64_t>::max() / 16), ValueError, "arange: ", count,
            " elements is too many");
-  int64_t n = int64_t(count);
-  Tensor host = empty({n}, {Dtype::Float64});
-  double* p = host.data<double>();
-  for (int64_t i = 0; i < n; ++i) p[i] = start + double(i) * step;
-  Tensor out = empty({n}, options);
-  return out.copy_(host);
+  Tensor out = empty({int64_t(count)}, options);
+  if (out.numel() > 0) backend::arange(out, start, step);
+  return out;
 }
 
 Tensor empty_like(const Tensor& t) {

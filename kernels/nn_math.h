@@ -13,27 +13,6 @@
 
 namespace nn {
 
-// The unary op whose element function an activation uses (None has none: the identity).
-constexpr UnaryOp activation_unary_op(Activation a) {
-  switch (a) {
-    case Activation::Relu:
-      return UnaryOp::Relu;
-    case Activation::Gelu:
-      return UnaryOp::Gelu;
-    case Activation::GeluTanh:
-      return UnaryOp::GeluTanh;
-    case Activation::Silu:
-      return UnaryOp::Silu;
-    case Activation::Tanh:
-      return UnaryOp::Tanh;
-    case Activation::Sigmoid:
-      return UnaryOp::Sigmoid;
-    case Activation::None:
-      break;
-  }
-  return UnaryOp::Neg;  // never used for None
-}
-
 // Calls f.template operator()<Act>() with the compile-time form of a runtime activation.
 template <class F>
 decltype(auto) visit_activation(Activation a, F&& f) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/ops.h"
 
 namespace nn {
 
@@ -23,6 +24,27 @@ enum class Activation : uint8_t { None, Relu, Gelu, GeluTanh, Silu, Tanh, Sigmoi
 const char* activation_name(Activation a);  // "none", "relu", "gelu", "gelu_tanh", ...
 // Parses the names activation_name gives (and "identity" for None); ValueError otherwise.
 Activation parse_activation(const std::string& name);
+
+// The unary op whose element function an activation uses (None has none: the identity).
+constexpr UnaryOp activation_unary_op(Activation a) {
+  switch (a) {
+    case Activation::Relu:
+      return UnaryOp::Relu;
+    case Activation::Gelu:
+      return UnaryOp::Gelu;
+    case Activation::GeluTanh:
+      return UnaryOp::GeluTanh;
+    case Activation::Silu:
+      return UnaryOp::Silu;
+    case Activation::Tanh:
+      return UnaryOp::Tanh;
+    case Activation::Sigmoid:
+      return UnaryOp::Sigmoid;
+    case Activation::None:
+      break;
+  }
+  return UnaryOp::Neg;  // never used for None
+}
 
 // ---- linear ---------------------------------------------------------------------------------
 // y = act(x w^T + b). x: [..., in] (1-D: a single sample), w: [out, in] (PyTorch's layout),

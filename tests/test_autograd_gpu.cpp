@@ -10,21 +10,13 @@
 #include "graph/functions.h"
 #include "tests/grad_table.h"
 #include "tests/op_harness.h"
+#include "tests/test_util.h"
 
 namespace nn::test {
 namespace {
 
-#define NN_REQUIRE_GPU()                                                                         \
-  do {                                                                                           \
-    if (!::nn::cuda::available())                                                                \
-      GTEST_SKIP() << "no CUDA device: "                                                         \
-                   << (::nn::cuda::built_with_cuda() ? "no usable GPU or driver on this machine" \
-                                                     : "library built with NN_CUDA=OFF");        \
-  } while (0)
-
-// Rows whose ops wait on the host by design: max / min build their position ramp with arange
-// (host data copied over), to_device's op is a copy to the host.
-const std::set<std::string> kRowsThatSync = {"max", "min", "to_device"};
+// Rows whose ops wait on the host by design: to_device's op is a copy to the host.
+const std::set<std::string> kRowsThatSync = {"to_device"};
 
 constexpr double kTolerance = 1e-9;  // float64 on both sides; only summation order differs
 

@@ -22,27 +22,16 @@
 #include "data/mnist.h"
 #include "kernels/ops.h"
 #include "tests/data_paths.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
 
+using ::nn::test::message_of;
+
 using data::IdxArray;
 using data::IdxType;
 using ::testing::HasSubstr;
-
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
 
 std::string raw_bytes(std::initializer_list<int> bytes) {
   std::string s;

@@ -11,14 +11,10 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
-
-#define NN_REQUIRE_GPU()                                                      \
-  do {                                                                        \
-    if (!::nn::cuda::available()) GTEST_SKIP() << "no CUDA device available"; \
-  } while (0)
 
 // n examples: input [1, 8, 8] = 64 * i + pixel, target i.
 std::shared_ptr<data::TensorDataset> indexed_dataset(int64_t n) {

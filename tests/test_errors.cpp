@@ -4,27 +4,15 @@
 #include <gtest/gtest.h>
 
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
 
+using ::nn::test::message_of;
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-// The message of the E that fn throws (a gtest failure when it throws nothing or something else).
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
 
 TEST(Errors, OutOfRangeViewsAreIndexErrors) {
   Tensor t = zeros({2, 3});

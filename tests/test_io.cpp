@@ -13,9 +13,12 @@
 
 #include "core/io.h"
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
+
+using ::nn::test::message_of;
 
 namespace fs = std::filesystem;
 using io::FileSink;
@@ -24,20 +27,6 @@ using io::save_safetensors;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -7,6 +7,7 @@
 
 #include "core/io.h"
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
@@ -18,7 +19,7 @@ std::string host_bytes(const Tensor& t) {
 }
 
 TEST(IoGpu, SavesDeviceTensorsAndLoadsOntoTheGpu) {
-  if (!cuda::available()) GTEST_SKIP() << "no CUDA device or driver";
+  NN_REQUIRE_GPU();
   const Device gpu = Device::cuda();
   Generator gen(11);
   io::NamedTensors in = {

@@ -16,12 +16,10 @@
 #include "layers/linear.h"
 #include "layers/loss.h"
 #include "layers/sequential.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
-
-#define NN_REQUIRE_GPU() \
-  if (!cuda::available()) GTEST_SKIP() << "no CUDA GPU (or driver) on this machine"
 
 // max |a - b| / max(|b|, floor) over all elements.
 double max_rel(const Tensor& a, const Tensor& b, double floor = 1e-3) {

@@ -15,17 +15,10 @@
 #include "core/stream.h"
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
-
-#define NN_REQUIRE_GPU()                                                                         \
-  do {                                                                                           \
-    if (!::nn::cuda::available())                                                                \
-      GTEST_SKIP() << "no CUDA device: "                                                         \
-                   << (::nn::cuda::built_with_cuda() ? "no usable GPU or driver on this machine" \
-                                                     : "library built with NN_CUDA=OFF");        \
-  } while (0)
 
 const Device kGpu = Device::cuda(0);
 const std::vector<Dtype> kDtypes = {Dtype::Float32, Dtype::Float64, Dtype::BFloat16,

@@ -7,20 +7,12 @@
 #include <sstream>
 
 #include "tests/op_harness.h"
+#include "tests/test_util.h"
 
 namespace nn::test {
 namespace {
 
 constexpr int kTrials = 8;
-
-// First line of every test here.
-#define NN_REQUIRE_GPU()                                                                         \
-  do {                                                                                           \
-    if (!::nn::cuda::available())                                                                \
-      GTEST_SKIP() << "no CUDA device: "                                                         \
-                   << (::nn::cuda::built_with_cuda() ? "no usable GPU or driver on this machine" \
-                                                     : "library built with NN_CUDA=OFF");        \
-  } while (0)
 
 std::vector<std::string> row_names() {
   std::vector<std::string> names;

@@ -19,26 +19,15 @@
 #include "optim/rmsprop.h"
 #include "optim/sgd.h"
 #include "tests/grad_check.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
 
+using ::nn::test::message_of;
+
 using ::testing::HasSubstr;
 using Vec = std::vector<double>;
-
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
 
 Variable param(const Vec& v, const Shape& shape) {
   return Variable(from_vector(v, shape, {Dtype::Float64}), /*requires_grad=*/true);

@@ -16,17 +16,10 @@
 #include "optim/clip.h"
 #include "optim/rmsprop.h"
 #include "optim/sgd.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
-
-#define NN_REQUIRE_GPU()                                                                         \
-  do {                                                                                           \
-    if (!::nn::cuda::available())                                                                \
-      GTEST_SKIP() << "no CUDA device: "                                                         \
-                   << (::nn::cuda::built_with_cuda() ? "no usable GPU or driver on this machine" \
-                                                     : "library built with NN_CUDA=OFF");        \
-  } while (0)
 
 using MakeOptimizer = std::function<std::unique_ptr<Optimizer>(std::vector<Variable>)>;
 

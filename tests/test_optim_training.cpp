@@ -26,28 +26,17 @@
 #include "optim/rmsprop.h"
 #include "optim/scheduler.h"
 #include "optim/sgd.h"
+#include "tests/test_util.h"
 
 namespace nn {
 namespace {
+
+using ::nn::test::message_of;
 
 namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Vec = std::vector<double>;
-
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "threw nothing";
-  return {};
-}
 
 Variable param(const Vec& v) {
   return Variable(from_vector(v, {int64_t(v.size())}, {Dtype::Float64}), true);

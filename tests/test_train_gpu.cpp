@@ -2,6 +2,8 @@
 // optimizer step, and the loader's prefetch) is device work only: no host synchronisation and no
 // driver allocation, and the caching allocator's reserved bytes stay flat. And the MLP learns
 // Fashion-MNIST on the GPU as it does on the CPU.
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "core/allocator.h"
@@ -10,13 +12,11 @@
 #include "optim/clip.h"
 #include "optim/sgd.h"
 #include "layers/loss.h"
+#include "tests/test_util.h"
 #include "tests/train_common.h"
 
 namespace nn::test {
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda::available()) GTEST_SKIP() << "no CUDA device available"
 
 struct Snapshot {
   int64_t syncs, driver_allocs, reserved;
@@ -33,7 +33,7 @@ void expect_device_only(const Snapshot& before, const Snapshot& after, const cha
 }
 
 TEST(TrainGpu, SteadyStateStepHasNoHostSyncAndNoDriverAllocation) {
-  SKIP_WITHOUT_GPU();
+  NN_REQUIRE_GPU();
   Generator gen(3);
   TensorOptions on_gpu{.device = Device::cuda()};
   auto model = mlp_784_256_256_10(on_gpu, gen, /*dropout=*/0.1);
@@ -63,7 +63,7 @@ TEST(TrainGpu, SteadyStateStepHasNoHostSyncAndNoDriverAllocation) {
 }
 
 TEST(TrainGpu, PrefetchingLoaderStepHasNoHostSync) {
-  SKIP_WITHOUT_GPU();
+  NN_REQUIRE_GPU();
   Generator gen(5);
   Tensor images = rand({2048, 1, 28, 28}, {}, &gen);
   Tensor labels = argmax(rand({2048, 10}, {}, &gen), 1);
@@ -91,7 +91,7 @@ TEST(TrainGpu, PrefetchingLoaderStepHasNoHostSync) {
 }
 
 TEST(TrainGpu, FashionMnistReaches85PercentOnGpu) {
-  SKIP_WITHOUT_GPU();
+  NN_REQUIRE_GPU();
   FashionMnist data = load_fashion_mnist_normalized();
   Generator gen(7);
   auto model = mlp_784_256_256_10({.device = Device::cuda()}, gen, 0.1);

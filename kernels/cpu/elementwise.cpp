@@ -18,6 +18,13 @@ void fill(Tensor& out, double value) {
   });
 }
 
+void arange(Tensor& out, double start, double step) {
+  visit_all(out.dtype(), [&]<class T>() {
+    T* o = out.data<T>();
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) o[i] = convert<T>(start + double(i) * step);
+  });
+}
+
 void copy(Tensor& out, const Tensor& src) {
   if (out.dtype() == src.dtype() && out.is_contiguous() && src.is_contiguous()) {
     if (out.data_ptr() != src.data_ptr() && out.numel() > 0)

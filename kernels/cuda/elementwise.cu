@@ -73,6 +73,24 @@ void fill(Tensor& out, double value) {
   visit_all(out.dtype(), [&]<class T>() { launch_elementwise<T>(out, FillFn<T>{cast<T>(value)}); });
 }
 
+// One thread per element, grid-stride: the ramp is computed on the device, so building one (as the
+// backward of max with indices does) never copies host data inside a step.
+template <class T>
+__global__ void arange_kernel(T* out, int64_t n, double start, double step) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) out[i] = cast<T>(start + double(i) * step);
+}
+
+void arange(Tensor& out, double start, double step) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  DeviceScope scope(out);
+  visit_all(out.dtype(), [&]<class T>() {
+    arange_kernel<T><<<grid_for(n, kBlockSize), kBlockSize, 0, scope.stream()>>>(out.data<T>(), n,
+                                                                               start, step);
+    NN_CUDA_CHECK_LAUNCH();
+  });
+}
+
 void copy(Tensor& out, const Tensor& src) {
   if (out.numel() == 0) return;
   if (out.dtype() == src.dtype() && out.is_contiguous() && src.is_contiguous()) {
