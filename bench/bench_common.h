@@ -1,9 +1,14 @@
 // Shared pieces of the kernel benchmarks: the devices to run on, and a timing loop that counts
 // GPU work correctly (launch a batch, synchronize, stop the clock) and reports FLOP/s and bytes/s
-// as Google Benchmark rate counters.
+// as Google Benchmark rate counters. Built against Google Benchmark when it is found, else
+// against the built-in stand-in bench/mini_benchmark.h (NN_BENCH_BUILTIN_HARNESS, set by CMake).
 #pragma once
 
+#ifdef NN_BENCH_BUILTIN_HARNESS
+#include "bench/mini_benchmark.h"
+#else
 #include <benchmark/benchmark.h>
+#endif
 
 #include <chrono>
 #include <string>
