@@ -58,6 +58,19 @@ constexpr UnaryOp activation_unary_op(Activation a) {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {},
               Activation act = Activation::None, Tensor* pre = nullptr);
 
+// Which GEMM computes linear on CUDA (the CPU ignores it). Cublas: cuBLAS's GEMM and a fused
+// bias/activation kernel. Ours: our own tensor-core GEMM with the epilogue fused (bfloat16,
+// float16, float32 while allow_tf32()), or its SIMT kernel for float64 and float32 without TF32.
+// Auto: cuBLAS for now; it will pick per (M, N, K, dtype, epilogue) from an autotune cache that
+// times both, once a GPU run has validated our kernel. The initial value comes from the
+// environment variable NN_LINEAR_BACKEND=auto|cublas|ours, read on first use (unset: Auto; any
+// other value: ValueError from that first call). Process-wide and thread-safe.
+enum class LinearBackend : uint8_t { Auto, Cublas, Ours };
+const char* linear_backend_name(LinearBackend b);             // "auto", "cublas", "ours"
+LinearBackend parse_linear_backend(const std::string& name);  // ValueError for another name
+void set_linear_backend(LinearBackend b);
+LinearBackend linear_backend();
+
 // Gradients of linear. Undefined where not asked for.
 struct LinearGrads {
   Tensor dx;  // x's shape

@@ -2,7 +2,9 @@
 // forward and backward, and the optimizer step. Validation happens here, once; the backends get
 // operands in the layouts their rows promise (kernels/backend.h). linear_backward composes
 // existing rows (unary_backward, matmul, sum) until a fused backward kernel replaces it.
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/backend.h"
@@ -55,6 +57,48 @@ const char* optimizer_kind_name(OptimizerKind k) {
 }
 
 // ---- linear ---------------------------------------------------------------------------------
+
+const char* linear_backend_name(LinearBackend b) {
+  switch (b) {
+    case LinearBackend::Auto:
+      return "auto";
+    case LinearBackend::Cublas:
+      return "cublas";
+    case LinearBackend::Ours:
+      return "ours";
+  }
+  return "?";
+}
+
+LinearBackend parse_linear_backend(const std::string& name) {
+  for (LinearBackend b : {LinearBackend::Auto, LinearBackend::Cublas, LinearBackend::Ours})
+    if (name == linear_backend_name(b)) return b;
+  NN_THROW(ValueError, "parse_linear_backend: unknown linear backend \"", name,
+           "\", expected auto, cublas or ours");
+}
+
+namespace {
+
+std::atomic<LinearBackend>& linear_backend_state() {
+  // A function-local static: initialised once, on first use, even with several threads.
+  static std::atomic<LinearBackend> state{[] {
+    const char* env = std::getenv("NN_LINEAR_BACKEND");
+    if (env == nullptr || *env == '\0') return LinearBackend::Auto;
+    try {
+      return parse_linear_backend(env);
+    } catch (const ValueError&) {
+      NN_THROW(ValueError, "NN_LINEAR_BACKEND=\"", env,
+               "\" is not a linear backend, expected auto, cublas or ours");
+    }
+  }()};
+  return state;
+}
+
+}  // namespace
+
+void set_linear_backend(LinearBackend b) { linear_backend_state().store(b); }
+
+LinearBackend linear_backend() { return linear_backend_state().load(); }
 
 namespace {
 

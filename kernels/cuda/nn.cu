@@ -6,6 +6,8 @@
 // float32 into a scratch buffer, so y is rounded once, as on the CPU. Row-major y [M, N] is the
 // column-major y^T = w x^T, which cuBLAS reads with w transposed and x as stored.
 // Epilogue decomposition: a 1-D grid-stride loop, one output element per thread per step.
+// With set_linear_backend(LinearBackend::Ours) our GEMM (kernels/cuda/gemm.cu) runs instead,
+// with the epilogue fused into its store; Auto and Cublas take the cuBLAS path.
 //
 // cross_entropy: a group of threads owns one row of logits, one warp when C <= kWarpRowMax, the
 // whole block otherwise. Its threads stride over the row (neighbouring threads read neighbouring
@@ -23,6 +25,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/nn_math.h"
 
 namespace nn::cuda {
@@ -74,6 +77,38 @@ void gemm_xwt(Tensor& acc, const Tensor& x, const Tensor& w, cudaStream_t stream
                                w.data_ptr(), in_type, ck,                            // w^T
                                x.data_ptr(), in_type, ck,                            // x^T
                                beta, acc.data_ptr(), out_type, cm, compute, CUBLAS_GEMM_DEFAULT));
+}
+
+// Our GEMM with the epilogue fused (kernels/cuda/gemm.cuh), when the switch (kernels/nn_ops.h)
+// asks for it: the tensor-core kernel where it takes the problem, else the SIMT kernel (float64,
+// float32 without TF32). False when neither runs this call, and the cuBLAS path does.
+bool linear_ours(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& w, const Tensor& b,
+                 Activation act, cudaStream_t stream) {
+  if (linear_backend() != LinearBackend::Ours) return false;
+  GemmProblem p;
+  p.m = x.size(0);
+  p.k = x.size(1);
+  p.n = w.size(0);
+  p.dtype = x.dtype();
+  p.a = x.data_ptr();
+  p.lda = p.k;
+  p.b = w.data_ptr();  // [N, K]: op(B) = w^T
+  p.ldb = p.k;
+  p.trans_b = true;
+  p.d = out.data_ptr();
+  p.ldd = p.n;
+  GemmEpilogue e;
+  e.bias = b.defined() ? b.data_ptr() : nullptr;
+  e.act = act;
+  e.pre = pre.defined() ? pre.data_ptr() : nullptr;
+  e.out_dtype = out.dtype();
+  if (gemm_tensor_core_supports(p, e))
+    gemm_tensor_core(p, e, stream);
+  else if (gemm_simt_supports(p, e))
+    gemm_simt(p, e, stream);
+  else
+    return false;
+  return true;
 }
 
 template <class T, class G, Activation Act>
@@ -253,6 +288,7 @@ void linear(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& w, const Te
             Activation act) {
   const int64_t m = x.size(0), n = w.size(0);
   DeviceScope scope(out);
+  if (linear_ours(out, pre, x, w, b, act, scope.stream())) return;
   visit_floating(out.dtype(), "linear", [&]<class T>() {
     using A = acc_t<T>;
     constexpr bool kExact = std::is_same_v<T, A>;
