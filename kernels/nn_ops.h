@@ -163,6 +163,11 @@ struct ParamGroupTensors {
 // lr >= 0, weight_decay >= 0, momentum >= 0, 0 <= dampening <= 1, 0 <= beta1, beta2 < 1, eps > 0,
 // 0 <= alpha <= 1, step >= 1, nesterov needs momentum > 0 and dampening 0), ShapeError, DtypeError
 // and DeviceError naming "optimizer_step".
+// Whether the update rule of `hyper` reads and writes state list `slot` (0, 1, 2; see above),
+// and what that list holds ("exp_avg", "momentum buffer", ...; "" when unused).
+bool optimizer_state_used(const OptimizerHyper& hyper, int slot);
+const char* optimizer_state_role(const OptimizerHyper& hyper, int slot);
+
 void optimizer_step(ParamGroupTensors& group, const OptimizerHyper& hyper,
                     const Tensor& grad_scale = {});
 

@@ -336,32 +336,37 @@ struct StateUse {
 
 StateUse state_use(const OptimizerHyper& h) {
   StateUse u;
-  switch (h.kind) {
-    case OptimizerKind::Sgd:
-      u.used[0] = h.momentum != 0.0;
-      u.role[0] = "momentum buffer";
-      break;
-    case OptimizerKind::Adam:
-    case OptimizerKind::AdamW:
-      u.used[0] = u.used[1] = true;
-      u.used[2] = h.amsgrad;
-      u.role[0] = "exp_avg";
-      u.role[1] = "exp_avg_sq";
-      u.role[2] = "max_exp_avg_sq";
-      break;
-    case OptimizerKind::RMSprop:
-      u.used[0] = true;
-      u.used[1] = h.momentum != 0.0;
-      u.used[2] = h.centered;
-      u.role[0] = "square_avg";
-      u.role[1] = "momentum buffer";
-      u.role[2] = "grad_avg";
-      break;
+  for (int slot = 0; slot < 3; ++slot) {
+    u.used[slot] = optimizer_state_used(h, slot);
+    u.role[slot] = optimizer_state_role(h, slot);
   }
   return u;
 }
 
 }  // namespace
+
+bool optimizer_state_used(const OptimizerHyper& h, int slot) {
+  switch (h.kind) {
+    case OptimizerKind::Sgd:
+      return slot == 0 && h.momentum != 0.0;
+    case OptimizerKind::Adam:
+    case OptimizerKind::AdamW:
+      return slot == 0 || slot == 1 || (slot == 2 && h.amsgrad);
+    case OptimizerKind::RMSprop:
+      return slot == 0 || (slot == 1 && h.momentum != 0.0) || (slot == 2 && h.centered);
+  }
+  return false;
+}
+
+const char* optimizer_state_role(const OptimizerHyper& h, int slot) {
+  if (!optimizer_state_used(h, slot)) return "";
+  static const char* const kRoles[][3] = {
+      {"momentum buffer", "", ""},                        // Sgd
+      {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},        // Adam
+      {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},        // AdamW
+      {"square_avg", "momentum buffer", "grad_avg"}};     // RMSprop
+  return kRoles[int(h.kind)][slot];
+}
 
 void optimizer_step(ParamGroupTensors& group, const OptimizerHyper& hyper,
                     const Tensor& grad_scale) {

@@ -37,18 +37,7 @@ const char* slot_name(OptimizerKind kind, int slot) {
 }
 
 // Whether the update rule with these options reads and writes state slot `slot`.
-bool slot_used(const OptimizerHyper& h, int slot) {
-  switch (h.kind) {
-    case OptimizerKind::Sgd:
-      return slot == 0 && h.momentum != 0.0;
-    case OptimizerKind::Adam:
-    case OptimizerKind::AdamW:
-      return slot < 2 || h.amsgrad;
-    case OptimizerKind::RMSprop:
-      return slot == 0 || (slot == 1 && h.momentum != 0.0) || (slot == 2 && h.centered);
-  }
-  return false;
-}
+bool slot_used(const OptimizerHyper& h, int slot) { return optimizer_state_used(h, slot); }
 
 std::vector<Tensor>& slot_list(ParamGroupTensors& t, int slot) {
   return slot == 0 ? t.state0 : slot == 1 ? t.state1 : t.state2;

@@ -27,6 +27,8 @@
 namespace nn {
 namespace {
 
+using ::nn::test::max_rel;
+
 const Device kGpu = Device::cuda(0);
 const std::vector<Activation> kActs = {Activation::None,     Activation::Relu, Activation::Gelu,
                                        Activation::GeluTanh, Activation::Silu, Activation::Tanh,
@@ -58,20 +60,6 @@ const std::vector<DtypeCase> kDtypeCases = {{Dtype::Float32, false},
                                             {Dtype::BFloat16, false},
                                             {Dtype::Float16, false}};
 
-// max |got - want| / max(|want|, floor); NaN must meet NaN.
-double max_rel(const Tensor& got, const Tensor& want, double floor) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  double worst = 0.0;
-  for (size_t i = 0; i < g.size() && i < w.size(); ++i) {
-    if (std::isnan(g[i]) || std::isnan(w[i])) {
-      if (std::isnan(g[i]) != std::isnan(w[i])) return INFINITY;
-      continue;
-    }
-    worst = std::max(worst, std::abs(g[i] - w[i]) / std::max(std::abs(w[i]), floor));
-  }
-  return worst;
-}
 
 // A dot product of K unit normals is of size sqrt(K): errors are measured against that scale,
 // so the summation-order (and TF32 rounding) error, which grows like sqrt(K), stays comparable.

@@ -21,16 +21,8 @@
 namespace nn {
 namespace {
 
-// max |a - b| / max(|b|, floor) over all elements.
-double max_rel(const Tensor& a, const Tensor& b, double floor = 1e-3) {
-  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  EXPECT_EQ(x.size(), y.size());
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
-    worst = std::max(worst, std::abs(x[i] - y[i]) / std::max(std::abs(y[i]), floor));
-  }
-  return worst;
-}
+using ::nn::test::max_rel;
+
 
 std::shared_ptr<Sequential> make_mlp(Dtype dtype, uint64_t seed = 5) {
   Generator gen(seed);

@@ -393,14 +393,8 @@ std::vector<OptimCase> optim_cases() {
 ParamGroupTensors group_for(const OptimizerHyper& h, const std::vector<Tensor>& params) {
   ParamGroupTensors g;
   g.params = params;
-  const bool sgd = h.kind == OptimizerKind::Sgd, rms = h.kind == OptimizerKind::RMSprop;
-  const bool use[3] = {sgd ? h.momentum != 0.0 : true,
-                       sgd   ? false
-                       : rms ? h.momentum != 0.0
-                             : true,
-                       sgd   ? false
-                       : rms ? h.centered
-                             : h.amsgrad};
+  const bool use[3] = {optimizer_state_used(h, 0), optimizer_state_used(h, 1),
+                       optimizer_state_used(h, 2)};
   std::vector<Tensor>* lists[3] = {&g.state0, &g.state1, &g.state2};
   for (int s = 0; s < 3; ++s)
     if (use[s])

@@ -20,24 +20,12 @@
 namespace nn {
 namespace {
 
+using ::nn::test::max_rel;
+
 const Device kGpu = Device::cuda(0);
 const std::vector<Dtype> kDtypes = {Dtype::Float32, Dtype::Float64, Dtype::BFloat16,
                                     Dtype::Float16};
 
-// max |got - want| / max(|want|, floor); NaN must meet NaN.
-double max_rel(const Tensor& got, const Tensor& want, double floor) {
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  EXPECT_EQ(got.shape(), want.shape());
-  double worst = 0.0;
-  for (size_t i = 0; i < g.size() && i < w.size(); ++i) {
-    if (std::isnan(g[i]) || std::isnan(w[i])) {
-      if (std::isnan(g[i]) != std::isnan(w[i])) return INFINITY;
-      continue;
-    }
-    worst = std::max(worst, std::abs(g[i] - w[i]) / std::max(std::abs(w[i]), floor));
-  }
-  return worst;
-}
 
 // CUDA vs CPU tolerance: the two paths sum in different orders and the half types round once.
 double tol(Dtype d) {
@@ -176,14 +164,8 @@ ParamGroupTensors make_group(const OptimizerHyper& h, Dtype dt, Device dev, int 
     at += n + 1;
     g.grads.push_back(randn({n}, {dt}, &gen).to(dev));
   }
-  const bool sgd = h.kind == OptimizerKind::Sgd, rms = h.kind == OptimizerKind::RMSprop;
-  const bool use[3] = {sgd ? h.momentum != 0.0 : true,
-                       sgd   ? false
-                       : rms ? h.momentum != 0.0
-                             : true,
-                       sgd   ? false
-                       : rms ? h.centered
-                             : h.amsgrad};
+  const bool use[3] = {optimizer_state_used(h, 0), optimizer_state_used(h, 1),
+                       optimizer_state_used(h, 2)};
   std::vector<Tensor>* lists[3] = {&g.state0, &g.state1, &g.state2};
   for (int s = 0; s < 3; ++s)
     if (use[s])
