@@ -171,7 +171,9 @@ const char* optimizer_state_role(const OptimizerHyper& hyper, int slot);
 void optimizer_step(ParamGroupTensors& group, const OptimizerHyper& hyper,
                     const Tensor& grad_scale = {});
 
-// Parameters one CUDA launch of optimizer_step takes (its parameter struct stays under 4 KiB).
-constexpr int64_t kMaxTensorsPerLaunch = 64;
+// The most parameters one CUDA launch of optimizer_step takes: its parameter struct stays under
+// the 32764 bytes CUDA 12.1+ allows on Volta and newer (a build with an older toolkit takes
+// fewer per launch, to stay under 4 KiB), so a model's group up to that size is one launch.
+constexpr int64_t kMaxTensorsPerLaunch = 512;
 
 }  // namespace nn

@@ -9,6 +9,7 @@
 // and stores when every pointer of that tensor is aligned, one at a time otherwise. The update
 // of one element is math::optimizer_update (kernels/nn_math.h), the code the CPU runs.
 // grad_scale is read from device memory by every block, so gradient clipping needs no sync.
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels/backend.h"
@@ -22,7 +23,18 @@ constexpr int kOptimThreads = 256;
 constexpr int64_t kChunk = 16384;  // elements per block: 64 per thread
 constexpr int kLists = 5;          // params, grads, state0, state1, state2
 constexpr int64_t kMaxBlocksPerLaunch = int64_t(1) << 30;
-constexpr int kMaxTensors = static_cast<int>(kMaxTensorsPerLaunch);
+// Since CUDA 12.1 a kernel's parameters may take up to 32764 bytes on Volta and newer (the
+// classic limit, and the one older toolkits keep, is 4 KiB). A tensor costs kLists pointers, its
+// size and its first block; kParamOverhead covers the scalars, the count and grad_scale.
+#if CUDART_VERSION >= 12010
+constexpr size_t kMaxKernelParamBytes = 32764;
+#else
+constexpr size_t kMaxKernelParamBytes = 4096;
+#endif
+constexpr size_t kParamOverhead = 512;
+constexpr size_t kBytesPerTensor = kLists * sizeof(void*) + sizeof(int64_t) + sizeof(int);
+constexpr int kMaxTensors = static_cast<int>(
+    std::min<size_t>(size_t(kMaxTensorsPerLaunch), (kMaxKernelParamBytes - kParamOverhead) / kBytesPerTensor));
 
 // One launch's tensors. Unused state lists hold null pointers.
 struct TensorBatch {
@@ -32,10 +44,9 @@ struct TensorBatch {
   int count;
 };
 
-// CUDA's classic limit on a kernel's parameters is 4 KiB: the batch, the scalars (double for
-// float64) and the grad_scale pointer must fit.
-static_assert(sizeof(TensorBatch) + sizeof(math::OptimScalars<double>) + sizeof(void*) <= 4096,
-              "optimizer_step: the launch parameters exceed 4 KiB; lower kMaxTensorsPerLaunch");
+static_assert(sizeof(TensorBatch) + sizeof(math::OptimScalars<double>) + sizeof(void*) <=
+                  kMaxKernelParamBytes,
+              "optimizer_step: the launch parameters exceed CUDA's limit; lower kMaxTensors");
 
 template <class T, int V>
 __device__ NN_INLINE void load(const T* p, acc_t<T> (&v)[V]) {
