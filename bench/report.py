@@ -251,50 +251,44 @@ class Report:
                 self.out(f"| {t} | {'-' if n is None else n} | {status.get('sanitize-' + t, '-')} |")
             self.out("")
 
-    def matmul(self, bf16_ceiling, source):
-        rows = load_gbench(os.path.join(self.work, "bench_matmul.json"))
+    def kernel_table(self, title, kind, intro, shape_header, metric, digits, ceiling, ceiling_name):
+        """One table per kernel family: our rate, its share of the ceiling, PyTorch's rate and the
+        time ratio, joined with PyTorch's rows of the same kind, dtype and shape."""
+        rows = load_gbench(os.path.join(self.work, f"bench_{kind}.json"))
         if not rows:
             return
-        peers = {(r["dtype"], r["shape"]): r for r in self.pytorch if r.get("kind") == "matmul"}
-        self.out("## Matmul", "",
-                 "C[n, n] = A[n, n] B[n, n], 2 n^3 FLOP. libnn_cuda's CUDA matmul is cuBLAS(Lt) "
-                 "until our own GEMM lands, so its ratio to cuBLAS is 1 by construction; "
-                 f"% of ceiling is against the bf16 dense ceiling ({bf16_ceiling:.0f} TFLOP/s, "
-                 f"{source}). vs PyTorch = PyTorch time / ours (above 1: ours is faster).", "",
-                 "| device | dtype | n | time (us) | TFLOP/s | % of bf16 ceiling | PyTorch TFLOP/s "
-                 "| vs PyTorch |", "|---|---|---|---|---|---|---|---|")
+        peers = {(r["dtype"], r["shape"]): r for r in self.pytorch if r.get("kind") == kind}
+        unit = "TFLOP/s" if metric == "tflops" else "GB/s"
+        self.out(f"## {title}", "", intro, "",
+                 f"| device | dtype | {shape_header} | time (us) | {unit} | % of {ceiling_name} | "
+                 f"PyTorch {unit} | vs PyTorch |", "|---|---|---|---|---|---|---|---|")
         for r in rows:
             if "error" in r:
                 continue
             peer = peers.get((r["dtype"], r["shape"])) if r["device"].startswith("cuda") else None
-            pct = 100.0 * r["tflops"] / bf16_ceiling if r.get("tflops") else None
+            pct = 100.0 * r[metric] / ceiling if r.get(metric) else None
             self.out(f"| {r['device']} | {r['dtype']} | {r['shape']} | {fmt(r['us'])} | "
-                     f"{fmt(r.get('tflops'), 2)} | {fmt(pct, 1, '%')} | "
-                     f"{fmt(peer and peer.get('tflops'), 2)} | "
+                     f"{fmt(r.get(metric), digits)} | {fmt(pct, 1, '%')} | "
+                     f"{fmt(peer and peer.get(metric), digits)} | "
                      f"{ratio(peer and peer.get('ms', 0) * 1e3, r['us'])} |")
         self.skipped(rows)
 
+    def matmul(self, bf16_ceiling, source):
+        self.kernel_table(
+            "Matmul", "matmul",
+            "C[n, n] = A[n, n] B[n, n], 2 n^3 FLOP. libnn_cuda's CUDA matmul is cuBLAS(Lt) "
+            "until our own GEMM lands, so its ratio to cuBLAS is 1 by construction; "
+            f"% of ceiling is against the bf16 dense ceiling ({bf16_ceiling:.0f} TFLOP/s, "
+            f"{source}). vs PyTorch = PyTorch time / ours (above 1: ours is faster).",
+            "n", "tflops", 2, bf16_ceiling, "bf16 ceiling")
+
     def softmax(self, copy_ceiling, source):
-        rows = load_gbench(os.path.join(self.work, "bench_softmax.json"))
-        if not rows:
-            return
-        peers = {(r["dtype"], r["shape"]): r for r in self.pytorch if r.get("kind") == "softmax"}
-        self.out("## Softmax", "",
-                 "Softmax over the last axis of [rows, cols]; bytes = one read and one write of "
-                 f"every element. % of ceiling is against the copy ceiling ({copy_ceiling:.0f} "
-                 f"GB/s, {source}). vs PyTorch = PyTorch time / ours.", "",
-                 "| device | dtype | rows x cols | time (us) | GB/s | % of copy ceiling | "
-                 "PyTorch GB/s | vs PyTorch |", "|---|---|---|---|---|---|---|---|")
-        for r in rows:
-            if "error" in r:
-                continue
-            peer = peers.get((r["dtype"], r["shape"])) if r["device"].startswith("cuda") else None
-            pct = 100.0 * r["gbps"] / copy_ceiling if r.get("gbps") else None
-            self.out(f"| {r['device']} | {r['dtype']} | {r['shape']} | {fmt(r['us'])} | "
-                     f"{fmt(r.get('gbps'), 0)} | {fmt(pct, 1, '%')} | "
-                     f"{fmt(peer and peer.get('gbps'), 0)} | "
-                     f"{ratio(peer and peer.get('ms', 0) * 1e3, r['us'])} |")
-        self.skipped(rows)
+        self.kernel_table(
+            "Softmax", "softmax",
+            "Softmax over the last axis of [rows, cols]; bytes = one read and one write of "
+            f"every element. % of ceiling is against the copy ceiling ({copy_ceiling:.0f} "
+            f"GB/s, {source}). vs PyTorch = PyTorch time / ours.",
+            "rows x cols", "gbps", 0, copy_ceiling, "copy ceiling")
 
     def skipped(self, rows):
         errors = sorted({r["error"] for r in rows if "error" in r})

@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/error.h"
 #include "kernels/ops.h"
 
 namespace nn::test {
@@ -154,6 +155,23 @@ std::vector<int64_t> checked_elements(int64_t numel, int64_t limit, std::mt19937
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& f, double eps) {
+  NN_CHECK(t.dtype() == Dtype::Float64 && t.device().is_cpu() && t.is_contiguous(), ValueError,
+           "numeric_grad: expects a contiguous float64 CPU tensor");
+  double* p = t.data<double>();
+  std::vector<double> g(size_t(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const double saved = p[i];
+    p[i] = saved + eps;
+    const double up = f();
+    p[i] = saved - eps;
+    const double down = f();
+    p[i] = saved;
+    g[size_t(i)] = (up - down) / (2.0 * eps);
+  }
+  return g;
 }
 
 }  // namespace nn::test

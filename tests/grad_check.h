@@ -35,4 +35,8 @@ struct GradCheckOptions {
                                       const std::vector<Tensor>& inputs,
                                       const GradCheckOptions& options = {});
 
+// Central differences (f(t + eps) - f(t - eps)) / 2 eps of the scalar f() with respect to every
+// element of t (a contiguous float64 CPU tensor), perturbed in place and restored.
+std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& f, double eps = 1e-6);
+
 }  // namespace nn::test

@@ -73,18 +73,11 @@ void expect_near_all(const std::vector<double>& got, const std::vector<double>& 
   for (auto& [name, p] : m.named_parameters()) {
     if (!p.grad().defined()) return ::testing::AssertionFailure() << name << " got no gradient";
     const std::vector<double> analytic = p.grad().to_vector<double>();
-    double* data = p.data().data<double>();
-    for (int64_t i = 0; i < p.numel(); ++i) {
-      const double keep = data[i];
-      data[i] = keep + eps;
-      const double hi = objective();
-      data[i] = keep - eps;
-      const double lo = objective();
-      data[i] = keep;
-      const double numeric = (hi - lo) / (2 * eps);
-      if (std::abs(numeric - analytic[size_t(i)]) > tol * (1.0 + std::abs(numeric))) {
-        return ::testing::AssertionFailure() << name << "[" << i << "]: analytic "
-                                             << analytic[size_t(i)] << ", numeric " << numeric;
+    const std::vector<double> numeric = test::numeric_grad(p.data(), objective, eps);
+    for (size_t i = 0; i < numeric.size(); ++i) {
+      if (std::abs(numeric[i] - analytic[i]) > tol * (1.0 + std::abs(numeric[i]))) {
+        return ::testing::AssertionFailure() << name << "[" << i << "]: analytic " << analytic[i]
+                                             << ", numeric " << numeric[i];
       }
     }
   }

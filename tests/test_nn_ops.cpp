@@ -13,10 +13,12 @@
 
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
+#include "tests/grad_check.h"
 
 namespace nn {
 namespace {
 
+using test::numeric_grad;
 using ::testing::HasSubstr;
 
 // Runs fn, expects an E whose message contains `part`.
@@ -43,23 +45,6 @@ double max_rel(const std::vector<double>& a, const std::vector<double>& b, doubl
   for (size_t i = 0; i < a.size() && i < b.size(); ++i)
     worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(std::abs(b[i]), floor));
   return worst;
-}
-
-// Central differences of the scalar f() with respect to every element of t (float64,
-// contiguous), perturbed in place.
-std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& f, double h = 1e-6) {
-  double* p = t.data<double>();
-  std::vector<double> g(size_t(t.numel()));
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    const double saved = p[i];
-    p[i] = saved + h;
-    const double up = f();
-    p[i] = saved - h;
-    const double down = f();
-    p[i] = saved;
-    g[size_t(i)] = (up - down) / (2 * h);
-  }
-  return g;
 }
 
 const TensorOptions kF64{Dtype::Float64};
