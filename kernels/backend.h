@@ -74,6 +74,27 @@ namespace nn {
     (Tensor & out, Tensor& pre, const Tensor& x, const Tensor& w, const Tensor& b,              \
      Activation act),                                                                           \
     (out, pre, x, w, b, act))                                                                   \
+  /* linear_backward: grad_y [M, N], x [M, K], w [N, K] and saved [M, N] (y or z as              \
+     activation_saved(act) says; undefined for None) contiguous, one floating dtype; dx [M, K], \
+     dw [N, K], db [N] contiguous, each undefined when not wanted (at least one defined).       \
+     dY' = grad_y * act'(z); dx = dY' w; dw = dY'^T x; db = column sums of dY'. Dispatches on   \
+     grads.device(). */                                                                         \
+  X(linear_backward,                                                                            \
+    (LinearGrads & grads, const Tensor& grad_y, const Tensor& x, const Tensor& w,               \
+     const Tensor& saved, Activation act),                                                      \
+    (grads, grad_y, x, w, saved, act))                                                          \
+  /* out [outer, C, inner] = act(x + bias[c]), pre (defined only for activations whose backward \
+     reads z, and only when wanted) = x + bias[c]; out, pre, x contiguous, one floating dtype;  \
+     bias [C] contiguous or undefined (then plain act). */                                      \
+  X(bias_activation,                                                                            \
+    (Tensor & out, Tensor& pre, const Tensor& x, const Tensor& bias, int64_t inner,             \
+     Activation act),                                                                           \
+    (out, pre, x, bias, inner, act))                                                            \
+  /* out = grad * act'(z) from saved (y or z per activation_saved(act)); out, grad, saved       \
+     contiguous, same shape and floating dtype; act != None. */                                 \
+  X(activation_backward,                                                                        \
+    (Tensor & out, const Tensor& grad, const Tensor& saved, Activation act),                    \
+    (out, grad, saved, act))                                                                    \
   /* loss [N] (logits' dtype), lse [N] (float32, float64 for float64 logits) and sample_weight  \
      [N] (logits' dtype), the last two possibly undefined, all contiguous; logits [N, C] with   \
      C >= 1 and stride(1) == 1; target int64 [N] contiguous; weight [C] contiguous or           \

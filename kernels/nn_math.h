@@ -60,6 +60,22 @@ NN_HOST_DEVICE NN_INLINE A activation_fn(A z) {
     return unary_fn<activation_unary_op(Act), A>(z, A(0), A(0));
 }
 
+// g * act'(z) from what activation_saved(Act) keeps (kernels/nn_ops.h): s is the output y for
+// Relu, Sigmoid and Tanh, the pre-activation z for Gelu, GeluTanh and Silu, ignored for None.
+template <Activation Act, class A>
+NN_HOST_DEVICE NN_INLINE A activation_grad(A g, A s) {
+  if constexpr (Act == Activation::None)
+    return g;
+  else if constexpr (Act == Activation::Relu)
+    return s > A(0) ? g : A(0);
+  else if constexpr (Act == Activation::Sigmoid)
+    return g * s * (A(1) - s);
+  else if constexpr (Act == Activation::Tanh)
+    return g * (A(1) - s * s);
+  else
+    return unary_grad_fn<activation_unary_op(Act), A>(g, s, A(0), A(0));
+}
+
 // d loss_i / d logit_j of cross-entropy (kernels/nn_ops.h), given p_j = exp(z_j - lse):
 //   (1 - eps) w_y (p_j - [j == y]) + eps / C (W p_j - w_j),   W = sum_c w_c,
 // folded as p_j * coef - [j == y] * target_coef - smooth * w_j with the row constants

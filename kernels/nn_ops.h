@@ -46,17 +46,59 @@ constexpr UnaryOp activation_unary_op(Activation a) {
   return UnaryOp::Neg;  // never used for None
 }
 
+// ---- what backward keeps of an activation ------------------------------------------------------
+// The tensor an activation's backward reads, so a forward keeps only that, and only in training:
+//  - None: nothing;
+//  - Relu, Sigmoid, Tanh: the output y itself (relu' = [y > 0], sigmoid' = y (1 - y),
+//    tanh' = 1 - y^2, as PyTorch's threshold/sigmoid/tanh backward): no extra memory at all, the
+//    output is the mask;
+//  - Gelu, GeluTanh, Silu: the pre-activation z, an extra tensor the forward pass writes.
+enum class ActivationSaved : uint8_t { Nothing, Output, PreActivation };
+constexpr ActivationSaved activation_saved(Activation a) {
+  switch (a) {
+    case Activation::None:
+      return ActivationSaved::Nothing;
+    case Activation::Relu:
+    case Activation::Sigmoid:
+    case Activation::Tanh:
+      return ActivationSaved::Output;
+    case Activation::Gelu:
+    case Activation::GeluTanh:
+    case Activation::Silu:
+      break;
+  }
+  return ActivationSaved::PreActivation;
+}
+
+// grad * act'(z) given `saved`, what activation_saved(act) names (y or z; undefined for None,
+// which returns grad). grad and saved share shape, dtype and device (any strides); the result is
+// contiguous. One vectorized elementwise pass on CUDA. Throws ShapeError/DtypeError/DeviceError
+// naming "activation_backward", ValueError when saved is undefined but act needs it.
+Tensor activation_backward(const Tensor& grad, const Tensor& saved, Activation act);
+
+// ---- bias + activation (standalone) ---------------------------------------------------------
+// y = act(x + b) with b broadcast along dimension `dim` of x (b has x.size(dim) elements): dim -1
+// is a linear layer's features, dim 1 a convolution's channels (NCHW). One pass over x, 16-byte
+// vectorized on CUDA. When `saved` is non-null it receives what activation_saved(act) names: y
+// itself (the same tensor, no copy) or the pre-activation x + b written by the same pass, or
+// undefined for None. x, b share a floating dtype and device; half types compute in float32.
+// Throws ShapeError (bias size, dim out of range), DtypeError, DeviceError naming
+// "bias_activation".
+Tensor bias_activation(const Tensor& x, const Tensor& b, Activation act, int64_t dim = -1,
+                       Tensor* saved = nullptr);
+
 // ---- linear ---------------------------------------------------------------------------------
 // y = act(x w^T + b). x: [..., in] (1-D: a single sample), w: [out, in] (PyTorch's layout),
 // b: [out] or undefined; y: [..., out]. x, w, b share a floating dtype and a device; half dtypes
 // accumulate in float32 and round once, after the bias and the activation.
-// When `pre` is non-null and act != None, *pre receives the pre-activation x w^T + b (what
-// linear_backward needs), written by the same pass that writes y; otherwise *pre is left
-// undefined and nothing extra is computed or allocated.
+// When `saved` is non-null it receives what linear_backward needs, per activation_saved(act): y
+// itself for Relu/Sigmoid/Tanh (the same tensor as the result: no extra memory), the
+// pre-activation x w^T + b for Gelu/GeluTanh/Silu (written by the same pass that writes y), an
+// undefined tensor for None. With `saved` null nothing extra is computed or allocated.
 // Throws ShapeError naming "linear" and the shapes ("linear: input has 784 features, weight
 // expects 512"), DtypeError for a non-floating or mixed dtype, DeviceError for mixed devices.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {},
-              Activation act = Activation::None, Tensor* pre = nullptr);
+              Activation act = Activation::None, Tensor* saved = nullptr);
 
 // Which GEMM computes linear on CUDA (the CPU ignores it). Cublas: cuBLAS's GEMM and a fused
 // bias/activation kernel. Ours: our own tensor-core GEMM with the epilogue fused (bfloat16,
@@ -76,12 +118,16 @@ struct LinearGrads {
   Tensor dx;  // x's shape
   Tensor dw;  // [out, in]
   Tensor db;  // [out]
+  // The device of the first defined gradient (the op table dispatches on it); CPU when none is.
+  Device device() const;
 };
-// grad_y: [..., out] (y's shape); pre: the pre-activation linear() returned (undefined for None).
-// dY' = grad_y * act'(pre); dx = dY' w, dw = dY'^T x (x flattened to 2-D), db = column sums of
-// dY'. Only what the flags ask for is computed. Throws as linear() does, naming "linear_backward".
+// grad_y: [..., out] (y's shape); saved: what linear(..., &saved) returned (undefined for None).
+// dY' = grad_y * act'(z); dx = dY' w, dw = dY'^T x (x flattened to 2-D), db = column sums of
+// dY'. Only what the flags ask for is computed. On CUDA act' is applied inside the GEMMs' operand
+// loads (dY' never goes to memory) and db is fused or one pass. Throws as linear() does, naming
+// "linear_backward", and ValueError when saved is undefined but act needs it.
 LinearGrads linear_backward(const Tensor& grad_y, const Tensor& x, const Tensor& w,
-                            const Tensor& pre, Activation act, bool need_dx, bool need_dw,
+                            const Tensor& saved, Activation act, bool need_dx, bool need_dw,
                             bool need_db);
 
 // ---- cross-entropy --------------------------------------------------------------------------

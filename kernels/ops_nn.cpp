@@ -154,6 +154,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act,
   return y.view(out_shape);
 }
 
+Device LinearGrads::device() const {
+  for (const Tensor* t : {&dx, &dw, &db})
+    if (t->defined()) return t->device();
+  return Device::cpu();
+}
+
 LinearGrads linear_backward(const Tensor& grad_y, const Tensor& x, const Tensor& w,
                             const Tensor& pre, Activation act, bool need_dx, bool need_dw,
                             bool need_db) {
