@@ -23,6 +23,7 @@
 #include "data/mnist.h"
 #include "graph/functions.h"
 #include "graph/variable.h"
+#include "kernels/conv_ops.h"
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
 #include "kernels/shape_ops.h"

@@ -21,7 +21,8 @@ set(NN_PUBLIC_CORE_HEADERS
   core/allocator.h core/device.h core/dtype.h core/error.h core/macros.h core/rng.h
   core/storage.h core/stream.h core/tensor.h core/event.h core/io.h core/safetensors.h
   core/atomic_file.h)
-set(NN_PUBLIC_KERNEL_HEADERS kernels/ops.h kernels/shape_ops.h kernels/nn_ops.h)
+set(NN_PUBLIC_KERNEL_HEADERS
+  kernels/ops.h kernels/shape_ops.h kernels/nn_ops.h kernels/conv_ops.h)
 # layers/ headers include these (Variable, the differentiable ops).
 set(NN_PUBLIC_GRAPH_HEADERS graph/functions.h graph/variable.h)
 set(NN_PUBLIC_LAYER_HEADERS

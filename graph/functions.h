@@ -7,11 +7,13 @@
 // zero derivative aside, and the random fills.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "graph/variable.h"
+#include "kernels/conv_ops.h"
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
 #include "kernels/shape_ops.h"
@@ -36,6 +38,9 @@ Variable gelu(const Variable& x, bool tanh_approximation = false);
 Variable silu(const Variable& x);
 Variable softplus(const Variable& x, double beta = 1.0, double threshold = 20.0);
 Variable activation(Activation act, const Variable& x);  // None is the identity
+// act(x + b) with b [x.size(dim)] broadcast along `dim` (kernels/nn_ops.h's fused pass); keeps
+// only what the activation's backward reads (y itself for relu/sigmoid/tanh). b may be undefined.
+Variable bias_activation(const Variable& x, const Variable& b, Activation act, int64_t dim = -1);
 
 // ---- elementwise binary (broadcasting; gradients are summed back to each input's shape) ------
 Variable binary(BinaryOp op, const Variable& a, const Variable& b);  // not comparisons
@@ -106,6 +111,19 @@ Variable cross_entropy(const Variable& logits, const Tensor& target,
 // state) and takes one draw of the generator. Returns x itself when !training or p == 0; p == 1
 // gives zeros; p outside [0, 1] is a ValueError.
 Variable dropout(const Variable& x, double p, bool training, Generator* gen = nullptr);
+
+// ---- convolutional networks (kernels/conv_ops.h; NCHW) ---------------------------------------
+Variable conv2d(const Variable& x, const Variable& w, const Variable& b = {},
+                const Conv2dOptions& opt = {});
+Variable max_pool2d(const Variable& x, const Pool2dOptions& opt);
+Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt);
+Variable adaptive_avg_pool2d(const Variable& x, std::array<int64_t, 2> out_size);
+// In training the batch statistics normalise and running_mean/running_var (plain tensors, no
+// gradient; may be undefined) are updated in place; in evaluation the running statistics
+// normalise and are constants of the gradient. gamma/beta may be undefined. act: None or Relu.
+Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
+                    Tensor& running_mean, Tensor& running_var, bool training,
+                    double momentum = 0.1, double eps = 1e-5, Activation act = Activation::None);
 
 // ---- shapes and views (the gradient flows back through the view) -----------------------------
 Variable reshape(const Variable& x, const Shape& shape);

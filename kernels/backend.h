@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/conv_ops.h"
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
 
@@ -109,6 +110,52 @@ namespace nn {
     (Tensor & grad, const Tensor& grad_loss, const Tensor& logits, const Tensor& target,        \
      const Tensor& lse, const Tensor& weight, double label_smoothing, int64_t ignore_index),     \
     (grad, grad_loss, logits, target, lse, weight, label_smoothing, ignore_index))              \
+  /* Convolution rows (kernels/conv_ops.h), NCHW, all tensors contiguous, one floating dtype,  \
+     options validated and the output sizes conv_out_size gives. y [N, O, Ho, Wo] = conv(x      \
+     [N, C, H, W], w [O, C/g, kH, kW]) + b [O] (b undefined: no bias). */                       \
+  X(conv2d, (Tensor & y, const Tensor& x, const Tensor& w, const Tensor& b,                     \
+             const Conv2dOptions& opt),                                                         \
+    (y, x, w, b, opt))                                                                          \
+  /* dx [N, C, H, W] (overwritten) from grad_y [N, O, Ho, Wo] and w. */                        \
+  X(conv2d_backward_data,                                                                       \
+    (Tensor & dx, const Tensor& grad_y, const Tensor& w, const Conv2dOptions& opt),             \
+    (dx, grad_y, w, opt))                                                                       \
+  /* dw [O, C/g, kH, kW] (overwritten) from grad_y and x; db [O] (sums of grad_y over N, Ho,    \
+     Wo) too when defined, fused where that is cheap. */                                        \
+  X(conv2d_backward_weight,                                                                     \
+    (Tensor & dw, Tensor& db, const Tensor& grad_y, const Tensor& x, const Conv2dOptions& opt), \
+    (dw, db, grad_y, x, opt))                                                                   \
+  /* y [N, C, Ho, Wo] = pooling of x [N, C, H, W]; indices int64 like y, Max only, possibly     \
+     undefined (then not written); opt.stride already resolved (no zeros). */                  \
+  X(pool2d,                                                                                     \
+    (Tensor & y, Tensor& indices, const Tensor& x, PoolKind kind, const Pool2dOptions& opt),    \
+    (y, indices, x, kind, opt))                                                                 \
+  /* dx [N, C, H, W] (overwritten) from grad_y; Max scatters through indices (defined), Avg     \
+     spreads over the windows of opt. */                                                        \
+  X(pool2d_backward,                                                                            \
+    (Tensor & dx, const Tensor& grad_y, const Tensor& indices, PoolKind kind,                   \
+     const Pool2dOptions& opt),                                                                 \
+    (dx, grad_y, indices, kind, opt))                                                           \
+  /* y [N, C, oh, ow] = adaptive average pooling of x [N, C, H, W]; backward the reverse. */    \
+  X(adaptive_avg_pool2d, (Tensor & y, const Tensor& x), (y, x))                                 \
+  X(adaptive_avg_pool2d_backward, (Tensor & dx, const Tensor& grad_y), (dx, grad_y))            \
+  /* Batch norm over x [N, C, inner] (see kernels/conv_ops.h): y like x; save_mean/save_invstd  \
+     [C] float32 (float64 for float64 x), written in training when defined; running_mean/var    \
+     [C] (x's dtype) updated in training when defined, read in evaluation; gamma/beta [C] or    \
+     undefined; act None or Relu. */                                                           \
+  X(batch_norm,                                                                                 \
+    (Tensor & y, Tensor& save_mean, Tensor& save_invstd, Tensor& running_mean,                  \
+     Tensor& running_var, const Tensor& x, const Tensor& gamma, const Tensor& beta,             \
+     bool training, double momentum, double eps, Activation act),                               \
+    (y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta, training, momentum,  \
+     eps, act))                                                                                 \
+  /* grads.dx / dgamma / dbeta (each possibly undefined) from grad_y, x [N, C, inner], gamma    \
+     (or undefined), mean/invstd [C] (float32, float64 for float64 x), y (act == Relu only).    \
+     Dispatches on grads.device(). */                                                           \
+  X(batch_norm_backward,                                                                        \
+    (BatchNormGrads & grads, const Tensor& grad_y, const Tensor& x, const Tensor& gamma,        \
+     const Tensor& mean, const Tensor& invstd, const Tensor& y, bool training, Activation act), \
+    (grads, grad_y, x, gamma, mean, invstd, y, training, act))                                  \
   /* In place over a validated, non-empty group: params and states contiguous, grads contiguous,\
      state lists as the kind needs, one floating dtype; grad_scale a float32 one-element tensor \
      or undefined. Dispatches on group.device(). */                                             \
