@@ -81,7 +81,8 @@ int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t paddin
 
 // y [N, C, Ho, Wo]. max_pool2d: *indices (when non-null) receives int64 [N, C, Ho, Wo], the flat
 // h * W + w position of each maximum in its input plane (PyTorch's convention; NaN wins, the first
-// maximum on ties). Throws ShapeError for a rank other than 4 or an empty output, ValueError for
+// maximum on ties; a window that dilation makes cover only padding gives -inf and index -1, which
+// the backward skips). Throws ShapeError for a rank other than 4 or an empty output, ValueError for
 // bad options, naming "max_pool2d" / "avg_pool2d".
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt, Tensor* indices = nullptr);
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt);

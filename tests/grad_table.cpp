@@ -432,6 +432,8 @@ const std::vector<GradRow>& grad_table() {
     add_reduce_rows(t);
     add_matmul_rows(t);
     add_nn_rows(t);
+    add_activation_rows(t);
+    add_conv_rows(t);
     add_shape_rows(t);
     return t;
   }();

@@ -128,5 +128,9 @@ inline const std::vector<Activation>& all_activations() {
 // The rows of grad_table_nn.cpp.
 void add_nn_rows(std::vector<GradRow>& table);
 void add_shape_rows(std::vector<GradRow>& table);
+// The rows of grad_table_activation.cpp.
+void add_activation_rows(std::vector<GradRow>& table);
+// The rows of grad_table_conv.cpp.
+void add_conv_rows(std::vector<GradRow>& table);
 
 }  // namespace nn::test
