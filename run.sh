@@ -185,7 +185,7 @@ cmd_bench() {
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   log "bench_mlp_step"
   "$dir/bench/bench_mlp_step"
-  for b in bench_matmul bench_softmax; do
+  for b in bench_matmul bench_softmax bench_linear; do
     log "$b"
     if [[ -n $gpu ]]; then
       mkdir -p "$ROOT/bench/results"

@@ -1,7 +1,8 @@
 // Shared pieces of the kernel benchmarks: the devices to run on, and a timing loop that counts
-// GPU work correctly (launch a batch, synchronize, stop the clock) and reports FLOP/s and bytes/s
-// as Google Benchmark rate counters. Built against Google Benchmark when it is found, else
-// against the built-in stand-in bench/mini_benchmark.h (NN_BENCH_BUILTIN_HARNESS, set by CMake).
+// GPU work correctly (a batch of launches between two CUDA events on the stream) and reports
+// FLOP/s and bytes/s as Google Benchmark rate counters, plus the median time per call. Built
+// against Google Benchmark when it is found, else against the built-in stand-in
+// bench/mini_benchmark.h (NN_BENCH_BUILTIN_HARNESS, set by CMake).
 #pragma once
 
 #ifdef NN_BENCH_BUILTIN_HARNESS
@@ -10,8 +11,11 @@
 #include <benchmark/benchmark.h>
 #endif
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include "nn.h"
 
@@ -36,19 +40,39 @@ inline std::string device_label(const Device& device) {
 }
 
 // Runs `op` for every benchmark iteration with manual timing. On CUDA one iteration is a batch
-// of launches followed by a synchronize, so launch latency overlaps as in a real model and the
-// clock stops only when the GPU is done. `flop` and `bytes` are per call of `op` (0: no counter).
+// of launches timed by CUDA events on the current stream (the launches overlap as in a real
+// model and the clock is the GPU's, not the host's); on the CPU it is one call timed by the host
+// clock. `flop` and `bytes` are per call of `op` (0: no counter). Besides the rate counters it
+// sets "calls" (calls timed in all) and "median_us", the median over the iterations of the time
+// per call: bench/report.py prefers it to the mean, which one slow batch can skew.
 template <class Op>
 void timed_loop(benchmark::State& state, const Device& device, double flop, double bytes, Op&& op) {
-  const int batch = device.is_cuda() ? 10 : 1;
-  op();  // warm-up: caches, allocator pool, cuBLAS handles
-  if (device.is_cuda()) cuda::synchronize(device.index);
+  const bool gpu = device.is_cuda();
+  const int batch = gpu ? 10 : 1;
+  // Warm-up: caches, the allocator's pool, cuBLAS(Lt) handles and any per-shape autotuning.
+  for (int i = 0; i < (gpu ? 2 : 1); ++i) op();
+  if (gpu) cuda::synchronize(device.index);
+  cuda::Event start, stop;
+  if (gpu) {
+    start = cuda::Event::create(device, /*enable_timing=*/true);
+    stop = cuda::Event::create(device, /*enable_timing=*/true);
+  }
+  std::vector<double> per_call_us;
   for (auto _ : state) {
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < batch; ++i) op();
-    if (device.is_cuda()) cuda::synchronize(device.index);
-    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    state.SetIterationTime(elapsed.count());
+    double seconds = 0.0;
+    if (gpu) {
+      start.record();
+      for (int i = 0; i < batch; ++i) op();
+      stop.record();
+      stop.synchronize();
+      seconds = double(cuda::Event::elapsed_ms(start, stop)) * 1e-3;
+    } else {
+      const auto begin = std::chrono::steady_clock::now();
+      op();
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    }
+    state.SetIterationTime(seconds);
+    per_call_us.push_back(seconds * 1e6 / batch);
   }
   const double calls = double(state.iterations()) * batch;
   using benchmark::Counter;
@@ -57,6 +81,11 @@ void timed_loop(benchmark::State& state, const Device& device, double flop, doub
     state.counters["bytes"] = Counter(bytes * calls, Counter::kIsRate, Counter::kIs1000);
   }
   state.counters["calls"] = calls;
+  if (!per_call_us.empty()) {
+    auto mid = per_call_us.begin() + std::ptrdiff_t(per_call_us.size() / 2);
+    std::nth_element(per_call_us.begin(), mid, per_call_us.end());
+    state.counters["median_us"] = *mid;
+  }
   state.SetLabel(device_label(device));
 }
 

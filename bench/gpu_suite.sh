@@ -2,7 +2,8 @@
 # The GPU test-and-benchmark runner: one command for a GPU CI runner or a person on a GPU machine.
 # It configures and builds a Release build for the GPU present, runs the whole CTest suite (label
 # gpu included), runs the GPU test binary under compute-sanitizer (memcheck, racecheck,
-# synccheck), runs the benchmarks with their PyTorch peers, and writes a markdown result file
+# synccheck), runs the kernel benchmarks with their PyTorch peers (eager and torch.compile) and
+# the fused linear benchmarks against cuBLASLt and PyTorch, and writes a markdown result file
 # (bench/report.py) under bench/results/ or --out. It exits 1 when a build, test, sanitizer or
 # benchmark step failed (after writing the report), 2 on bad arguments or when no GPU is present.
 #
@@ -18,8 +19,13 @@
 #   --allow-cpu          without a GPU: a dry run that builds with NN_CUDA=OFF, runs CTest and the
 #                        CPU benchmarks and writes the report (to exercise this script)
 #   --arch ARCH          CMAKE_CUDA_ARCHITECTURES (default: the GPU's compute_cap, 9.0 -> 90)
-#   --steps LIST         comma-separated subset of configure,build,test,sanitize,bench,report
-#                        (default: all; report always runs last)
+#   --steps LIST         comma-separated subset of configure,build,test,sanitize,bench,
+#                        bench_linear,report (default: all; report always runs last). bench:
+#                        matmul, softmax/cross-entropy, the MLP step, PyTorch's kernels and the
+#                        ceilings; bench_linear: GEMM + bias + activation, ours / cuBLASLt / auto
+#                        and PyTorch eager / compile. Each is sized for one 10-minute call on an
+#                        H100, torch.compile's share capped (bench 120 s, bench_linear 150 s;
+#                        60 and 90 with --quick)
 #   --sanitizer-filter F GoogleTest filter for the sanitizer runs (--quick has a default)
 #
 # Environment: JOBS (default nproc), NN_CMAKE_ARGS (extra configure arguments), NN_CTEST_ARGS
@@ -35,7 +41,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PYTHON=${PYTHON:-python3}
 NVIDIA_SMI=${NVIDIA_SMI:-nvidia-smi}
-ALL_STEPS=(configure build test sanitize bench report)
+ALL_STEPS=(configure build test sanitize bench bench_linear report)
 QUICK_SANITIZER_FILTER='CudaRuntime.*:TensorGpu.*:RandomGpu.*:OpGpu*:NnOpsGpu.*'
 
 out_dir=$ROOT/bench/results
@@ -300,32 +306,76 @@ step_sanitize() {
   done
 }
 
-step_bench() {
-  rm -f "$WORK"/bench_*.json "$WORK"/*.jsonl
-  local filter=cuda min_time=0.5 device=cuda mlp_args=()
-  if [[ $MODE != gpu ]]; then filter=cpu; min_time=0.01; device=cpu; mlp_args=(--steps 3 --warmup 1); fi
-  [[ $quick == 1 && $MODE == gpu ]] && { min_time=0.1; mlp_args=(--steps 20 --warmup 5); }
+have_torch_cuda() {
+  [[ $MODE == gpu ]] &&
+    "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null
+}
+no_torch_reason() {
+  if [[ $MODE == gpu ]]; then echo "no PyTorch with CUDA in $PYTHON"; else echo "no GPU"; fi
+}
+
+# Benchmark settings: CUDA cases run at least min_time seconds each (the median of their batches
+# is reported); a CPU dry run only checks that every case runs.
+bench_settings() {
+  BENCH_FILTER=cuda BENCH_MIN_TIME=0.5 BENCH_DEVICE=cuda
+  if [[ $MODE != gpu ]]; then BENCH_FILTER=cpu BENCH_MIN_TIME=0.01 BENCH_DEVICE=cpu; fi
+  [[ $quick == 1 && $MODE == gpu ]] && BENCH_MIN_TIME=0.1
   local gpu=${GPU_NAME:-none}
-  local context="commit=$COMMIT,gpu=${gpu//,/;}"
+  BENCH_CONTEXT="commit=$COMMIT,gpu=${gpu//,/;}"  # a comma in the name must not split the list
+}
+
+# run_kernel_bench NAME STEP_RECORD MIN_TIME [EXTRA...]: one benchmark program into NAME.json.
+run_kernel_bench() {
+  local b=$1 record_as=$2 min_time=$3
+  shift 3
+  run_step "$record_as" "$WORK/$b.log" "$build_dir/bench/$b" "--benchmark_filter=$BENCH_FILTER" \
+    "--benchmark_min_time=$min_time" "--benchmark_out=$WORK/$b.json" \
+    --benchmark_out_format=json "--benchmark_context=$BENCH_CONTEXT" "$@"
+}
+
+step_bench() {
+  rm -f "$WORK"/bench_matmul.json "$WORK"/bench_softmax.json "$WORK"/kernels_pytorch.jsonl \
+    "$WORK"/mlp_step_*.jsonl
+  bench_settings
+  local mlp_args=()
+  [[ $MODE != gpu ]] && mlp_args=(--steps 3 --warmup 1)
+  [[ $quick == 1 && $MODE == gpu ]] && mlp_args=(--steps 20 --warmup 5)
   local b
   for b in bench_matmul bench_softmax; do
-    run_step "bench-$b" "$WORK/$b.log" "$build_dir/bench/$b" "--benchmark_filter=$filter" \
-      "--benchmark_min_time=$min_time" "--benchmark_out=$WORK/$b.json" \
-      --benchmark_out_format=json "--benchmark_context=$context"
+    run_kernel_bench "$b" "bench-$b" "$BENCH_MIN_TIME"
   done
   run_step bench-mlp_step "$WORK/mlp_step_ours.log" \
-    to_file "$WORK/mlp_step_ours.jsonl" "$build_dir/bench/bench_mlp_step" --device "$device" --json \
-    "${mlp_args[@]}"
-  if [[ $MODE == gpu ]] && "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-    local qflag=()
-    [[ $quick == 1 ]] && qflag=(--quick)
+    to_file "$WORK/mlp_step_ours.jsonl" "$build_dir/bench/bench_mlp_step" --device "$BENCH_DEVICE" \
+    --json "${mlp_args[@]}"
+  if have_torch_cuda; then
+    local qflag=() budget=120
+    [[ $quick == 1 ]] && { qflag=(--quick); budget=60; }
     run_step bench-pytorch_kernels "$WORK/kernels_pytorch.log" \
-      to_file "$WORK/kernels_pytorch.jsonl" "$PYTHON" "$ROOT/bench/kernels_pytorch.py" "${qflag[@]}"
+      to_file "$WORK/kernels_pytorch.jsonl" "$PYTHON" "$ROOT/bench/kernels_pytorch.py" \
+      "${qflag[@]}" --families ceilings,matmul,softmax --compile-budget "$budget"
     run_step bench-pytorch_mlp_step "$WORK/mlp_step_pytorch.log" \
-      to_file "$WORK/mlp_step_pytorch.jsonl" "$PYTHON" "$ROOT/bench/mlp_step_pytorch.py" --device cuda \
-      "${mlp_args[@]}"
+      to_file "$WORK/mlp_step_pytorch.jsonl" "$PYTHON" "$ROOT/bench/mlp_step_pytorch.py" \
+      --device cuda "${mlp_args[@]}"
   else
-    record bench-pytorch skipped 0 "$([[ $MODE == gpu ]] && echo "no PyTorch with CUDA in $PYTHON" || echo "no GPU")"
+    record bench-pytorch skipped 0 "$(no_torch_reason)"
+  fi
+}
+
+# GEMM + bias + activation: 540 CUDA cases in full (144 with --quick), so each runs for a shorter
+# min_time than the kernels above; the median over its batches keeps that stable.
+step_bench_linear() {
+  rm -f "$WORK"/bench_linear.json "$WORK"/kernels_pytorch_linear.jsonl
+  bench_settings
+  local min_time=0.1 qflag=() budget=150
+  [[ $MODE != gpu ]] && min_time=$BENCH_MIN_TIME
+  [[ $quick == 1 ]] && { min_time=0.05; qflag=(--quick); budget=90; }
+  run_kernel_bench bench_linear bench_linear-ours "$min_time" "${qflag[@]}"
+  if have_torch_cuda; then
+    run_step bench_linear-pytorch "$WORK/kernels_pytorch_linear.log" \
+      to_file "$WORK/kernels_pytorch_linear.jsonl" "$PYTHON" "$ROOT/bench/kernels_pytorch.py" \
+      "${qflag[@]}" --families linear --compile-budget "$budget"
+  else
+    record bench_linear-pytorch skipped 0 "$(no_torch_reason)"
   fi
 }
 
@@ -370,6 +420,13 @@ main() {
   fi
   if wants bench; then
     if [[ $broken == 1 ]]; then record bench skipped 0 "build failed"; else step_bench; fi
+  fi
+  if wants bench_linear; then
+    if [[ $broken == 1 ]]; then
+      record bench_linear skipped 0 "build failed"
+    else
+      step_bench_linear
+    fi
   fi
   REPORT=""
   step_report  # always: a failed run's report says what failed

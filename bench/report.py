@@ -11,12 +11,17 @@ section out (a CPU dry run, --skip-sanitizer, no PyTorch):
   sanitizer-TOOL.log       compute-sanitizer's output ("ERROR SUMMARY: N errors")
   gtest-gpu.json           the GPU suite's own GoogleTest JSON (passed/failed/skipped tests)
   bench_matmul.json        Google Benchmark JSON (or the built-in harness's, same layout)
-  bench_softmax.json
+  bench_softmax.json       softmax, log_softmax, their backward, cross-entropy fwd and bwd
+  bench_linear.json        GEMM + bias + activation: ours, cuBLASLt and auto, fwd and bwd
   kernels_pytorch.jsonl    bench/kernels_pytorch.py: PyTorch timings and the measured ceilings
+  kernels_pytorch_linear.jsonl   the same script's linear rows (the suite's bench_linear step)
   mlp_step_ours.jsonl      bench_mlp_step --json
   mlp_step_pytorch.jsonl   bench/mlp_step_pytorch.py
-Ratios are peer time / our time: above 1, libnn_cuda is faster. Standard library only: the GPU
-image has Python but no package registry.
+Ratios are peer time / our time: above 1, libnn_cuda is faster; a peer missing from the run
+reads "n/a". The issue's goals (0.9x cuBLASLt on large bf16 GEMMs, 1.0x PyTorch eager on fused
+linear + activation, softmax at 85% of the measured copy bandwidth) are reported as "met" or with
+their gap, never as a failure. Standard library only: the GPU image has Python but no package
+registry.
 """
 import argparse
 import json
@@ -28,6 +33,26 @@ import xml.etree.ElementTree as ET
 # DESIGN.md's H100 figures, used when the run measured no ceiling of its own.
 REFERENCE_BF16_TFLOPS = 798.0
 REFERENCE_COPY_GBPS = 3000.0
+# The issue's goals, reported against, never failed on.
+GOAL_CUBLASLT_RATIO = 0.9   # ours / cuBLASLt throughput on large bf16 GEMMs
+GOAL_LARGE_GEMM_DIM = 4096  # "large": M, N and K all at least this
+GOAL_EAGER_RATIO = 1.0      # ours / PyTorch eager throughput on fused linear + activation
+GOAL_SOFTMAX_SHARE = 0.85   # softmax GB/s over the measured copy ceiling
+ROWWISE_KINDS = ("softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
+                 "cross_entropy", "cross_entropy_backward")
+SOFTMAX_GOAL_KINDS = ROWWISE_KINDS[:4]
+ISSUE_ROWWISE_SHAPES = ("4096x1024", "16384x50304")
+GOALS = {
+    "cublaslt": f"bf16 GEMMs with M, N, K >= {GOAL_LARGE_GEMM_DIM}: ours >= "
+                f"{GOAL_CUBLASLT_RATIO:.1f}x cuBLASLt (fwd and bwd)",
+    "eager": f"fused linear + activation: ours >= {GOAL_EAGER_RATIO:.1f}x PyTorch eager "
+             "(every dtype, shape, fwd and bwd)",
+    "softmax": f"softmax and log_softmax, fwd and bwd, at {' and '.join(ISSUE_ROWWISE_SHAPES)}: "
+               f">= {GOAL_SOFTMAX_SHARE:.0%} of the measured copy bandwidth",
+}
+# Which measured ceiling a linear row's dtype is held against.
+LINEAR_CEILING = {"bfloat16": "bf16", "float16": "float16", "float32_tf32": "tf32",
+                  "float32": "tf32"}
 TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 
 
@@ -124,14 +149,33 @@ def sanitizer_errors(work, tool):
     return None
 
 
+def name_parts(name):
+    """A benchmark name's parts, without Google Benchmark's '/manual_time' suffix."""
+    return [p for p in name.split("/") if p and not re.fullmatch(r"[a-z_]+_time", p)]
+
+
 def split_bench_name(name):
     """'matmul/cuda:0/bfloat16/1024/manual_time' -> ('matmul', 'cuda:0', 'bfloat16', '1024')."""
-    parts = [p for p in name.split("/") if p and not re.fullmatch(r"[a-z_]+_time", p)]
+    parts = name_parts(name)
     family = parts[0] if parts else name
     device = parts[1] if len(parts) > 1 else ""
     dtype = parts[2] if len(parts) > 2 else ""
     shape = "x".join(parts[3:])
     return family, device, dtype, shape
+
+
+def time_per_call_us(b):
+    """(microseconds per call, factor from the mean's rates to this time's) of one benchmark.
+    An iteration of a CUDA benchmark is a batch of calls ("calls" counts them all); the median
+    per call ("median_us", bench_common.h) is preferred to the mean, which one slow batch skews."""
+    per_iteration = float(b["real_time"]) * TO_US.get(b.get("time_unit", "ns"), 1e-3)
+    calls, iterations = b.get("calls"), b.get("iterations")
+    mean = per_iteration * float(iterations) / float(calls) if calls and iterations else \
+        per_iteration
+    median = b.get("median_us")
+    if median and mean:
+        return float(median), mean / float(median)
+    return mean, 1.0
 
 
 def load_gbench(path):
@@ -147,17 +191,20 @@ def load_gbench(path):
     for b in data.get("benchmarks", []):
         if b.get("run_type", "iteration") != "iteration":
             continue
-        family, device, dtype, shape = split_bench_name(b.get("run_name") or b.get("name", ""))
+        name = b.get("run_name") or b.get("name", "")
+        family, device, dtype, shape = split_bench_name(name)
+        parts = name_parts(name)
         row = {"family": family, "device": device, "dtype": dtype, "shape": shape,
                "label": b.get("label", "")}
         if b.get("error_occurred") or b.get("skipped"):
             row["error"] = b.get("error_message") or b.get("skip_message") or "skipped"
         else:
-            row["us"] = float(b["real_time"]) * TO_US.get(b.get("time_unit", "ns"), 1e-3)
+            row["us"], scale = time_per_call_us(b)
             if "FLOP" in b:
-                row["tflops"] = float(b["FLOP"]) / 1e12
+                row["tflops"] = float(b["FLOP"]) / 1e12 * scale
             if "bytes" in b:
-                row["gbps"] = float(b["bytes"]) / 1e9
+                row["gbps"] = float(b["bytes"]) / 1e9 * scale
+        row["parts"] = parts
         rows.append(row)
     return rows
 
@@ -174,25 +221,77 @@ def ratio(peer_time, our_time):
     return f"{peer_time / our_time:.2f}x"
 
 
+def fmt_na(value, digits=1, suffix=""):
+    """fmt() for a peer's cell: "n/a" where the peer gave nothing in this run."""
+    return "n/a" if value is None or value == 0 else fmt(value, digits, suffix)
+
+
+def fmt_rate(value):
+    """A TFLOP/s figure: one decimal, or three where it is small (a CPU's, a tiny shape's)."""
+    return "n/a" if not value else fmt(value, 1 if value >= 10 else 3)
+
+
+def fmt_gbps(value):
+    """A GB/s figure: whole numbers, or two decimals where it is small (a CPU's)."""
+    return "n/a" if not value else fmt(value, 0 if value >= 100 else 2)
+
+
+def ratio_na(peer_time, our_time):
+    return "n/a" if not peer_time or not our_time else ratio(peer_time, our_time)
+
+
+def judge(goal, values, target, show, missing):
+    """(goal, verdict, detail) for `values`, a list of (value, row label) that should each reach
+    `target`; show(v) formats a value. No values: "n/a" with the reason `missing`."""
+    if not values:
+        return goal, "n/a", missing
+    values = sorted(values, key=lambda v: v[0])
+    worst = values[0]
+    below = [v for v in values if v[0] < target]
+    if not below:
+        return goal, "met", f"{len(values)} row(s); worst {show(worst[0])} ({worst[1]})"
+    listed = "; ".join(f"{show(v)} at {label}" for v, label in below[:5])
+    more = f"; and {len(below) - 5} more" if len(below) > 5 else ""
+    return (goal, f"gap: worst {show(worst[0])} against {show(target)}",
+            f"{len(below)} of {len(values)} row(s) below: {listed}{more}")
+
+
 class Report:
     def __init__(self, work):
         self.work = work
         self.env = load_env(work)
         self.steps = load_steps(work)
-        self.pytorch = load_jsonl(os.path.join(work, "kernels_pytorch.jsonl"))
+        self.pytorch = (load_jsonl(os.path.join(work, "kernels_pytorch.jsonl")) +
+                        load_jsonl(os.path.join(work, "kernels_pytorch_linear.jsonl")))
         self.lines = []
+        self.goals = {}  # key -> (goal, verdict, detail), filled by the tables, see goal_table
 
     def out(self, *lines):
         self.lines.extend(lines)
 
     def ceilings(self):
-        """(bf16 TFLOP/s, copy GB/s, where each came from)."""
+        """{name: (value, where it came from)} for bf16, float16 and tf32 dense matmul (TFLOP/s)
+        and the device-to-device copy (GB/s); reference figures where the run measured none."""
         measured = {r.get("name"): r for r in self.pytorch if r.get("kind") == "ceiling"}
-        bf16 = measured.get("matmul_bf16", {}).get("tflops")
-        copy = measured.get("copy", {}).get("gbps")
-        return (bf16 or REFERENCE_BF16_TFLOPS, copy or REFERENCE_COPY_GBPS,
-                "measured in this run" if bf16 else "DESIGN.md's H100 reference",
-                "measured in this run" if copy else "DESIGN.md's H100 reference")
+        here = "measured in this run"
+
+        def pick(name, key, fallback, fallback_source):
+            value = measured.get(name, {}).get(key)
+            return (value, here) if value else (fallback, fallback_source)
+
+        bf16 = pick("matmul_bf16", "tflops", REFERENCE_BF16_TFLOPS, "DESIGN.md's H100 reference")
+        return {
+            "bf16": bf16,
+            "float16": pick("matmul_float16", "tflops", bf16[0],
+                            "the bf16 ceiling (same tensor-core rate), not measured"),
+            "tf32": pick("matmul_float32_tf32", "tflops", bf16[0] / 2,
+                         "half the bf16 ceiling (the tensor cores' TF32 rate), not measured"),
+            "copy": pick("copy", "gbps", REFERENCE_COPY_GBPS, "DESIGN.md's H100 reference"),
+        }
+
+    def peer_rows(self, kind):
+        """PyTorch's rows of one kind; rows written before modes existed are eager."""
+        return [dict(r, mode=r.get("mode", "eager")) for r in self.pytorch if r.get("kind") == kind]
 
     def failures(self):
         return [s["name"] for s in self.steps if s["status"].lower() in ("fail", "failed")]
@@ -282,13 +381,139 @@ class Report:
             f"{source}). vs PyTorch = PyTorch time / ours (above 1: ours is faster).",
             "n", "tflops", 2, bf16_ceiling, "bf16 ceiling")
 
-    def softmax(self, copy_ceiling, source):
-        self.kernel_table(
-            "Softmax", "softmax",
-            "Softmax over the last axis of [rows, cols]; bytes = one read and one write of "
-            f"every element. % of ceiling is against the copy ceiling ({copy_ceiling:.0f} "
-            f"GB/s, {source}). vs PyTorch = PyTorch time / ours.",
-            "rows x cols", "gbps", 0, copy_ceiling, "copy ceiling")
+    def rowwise(self, copy_ceiling, source):
+        """Softmax, log-softmax, their backward and cross-entropy: one table, GB/s against the
+        copy ceiling, PyTorch eager and compiled side by side."""
+        rows = [r for r in load_gbench(os.path.join(self.work, "bench_softmax.json")) or []
+                if r.get("family") in ROWWISE_KINDS or "error" in r]
+        if not rows:
+            return
+        order = {k: i for i, k in enumerate(ROWWISE_KINDS)}
+        peers = {(r["kind"], r.get("dtype"), r.get("shape"), r["mode"]): r
+                 for k in ROWWISE_KINDS for r in self.peer_rows(k)}
+        self.out("## Softmax and cross-entropy", "",
+                 "Row-wise kernels over the last axis of [rows, cols]. Bytes are the least traffic "
+                 "each needs: softmax and log_softmax read x and write y (2 tensors), their "
+                 "backward reads grad_y and y and writes grad_x (3), cross_entropy reads the "
+                 "logits once (1), its backward reads them and writes their gradient (2). "
+                 f"% of ceiling is against the copy ceiling ({copy_ceiling:.0f} GB/s, {source}). "
+                 "vs X = X's time / ours (above 1: ours is faster); PyTorch's cross_entropy is "
+                 "F.cross_entropy (reduction \"none\"), its backward torch.autograd.grad.", "",
+                 "| kernel | device | dtype | rows x cols | time (us) | GB/s | % of copy ceiling | "
+                 "PyTorch eager GB/s | vs eager | PyTorch compile GB/s | vs compile |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|")
+        ok = sorted((r for r in rows if "error" not in r),
+                    key=lambda r: (order[r["family"]], r["device"].startswith("cpu"), r["device"],
+                                   r["dtype"]))
+        for r in ok:
+            cells = []
+            for mode in ("eager", "compile"):
+                peer = peers.get((r["family"], r["dtype"], r["shape"], mode)) \
+                    if r["device"].startswith("cuda") else None
+                cells += [fmt_gbps(peer and peer.get("gbps")),
+                          ratio_na(peer and peer.get("ms", 0) * 1e3, r["us"])]
+            gpu = r["device"].startswith("cuda")
+            pct = fmt(100.0 * r["gbps"] / copy_ceiling, 1, "%") if r.get("gbps") and gpu else "n/a"
+            self.out(f"| {r['family']} | {r['device']} | {r['dtype']} | {r['shape']} | "
+                     f"{fmt(r['us'])} | {fmt_gbps(r.get('gbps'))} | {pct} | "
+                     + " | ".join(cells) + " |")
+        self.skipped(rows)
+        self.softmax_goal(ok, copy_ceiling, source)
+
+    def linear_cases(self):
+        """{(device, dtype): {(direction, act, shape): {backend: row}}} in the benchmark's order,
+        and all rows (errors included), or (None, None) when bench_linear did not run."""
+        rows = load_gbench(os.path.join(self.work, "bench_linear.json"))
+        if rows is None:
+            return None, None
+        tables = {}
+        for r in rows:
+            p = r.get("parts", [])
+            if "error" in r or len(p) != 9 or p[0] != "linear":
+                continue
+            _, device, dtype, direction, act, backend = p[:6]
+            case = (direction, act, "x".join(p[6:]))
+            tables.setdefault((device, dtype), {}).setdefault(case, {})[backend] = r
+        return tables, rows
+
+    def linear(self, ceil):
+        tables, rows = self.linear_cases()
+        if not rows:
+            return
+        peers = {(r.get("dtype"), r.get("direction"), r.get("act"), r.get("shape"), r["mode"]): r
+                 for r in self.peer_rows("linear")}
+        self.out("## Linear: GEMM + bias + activation", "",
+                 "y = act(x w^T + b) with x [M, K], w [N, K]: fwd is the forward as in training "
+                 "(it keeps what backward reads), 2 M N K FLOP; bwd is dx, dw and db, 4 M N K "
+                 "FLOP. ours = set_linear_backend(Ours), cuBLASLt = (Cublas), auto = (Auto), "
+                 "through the public nn::linear / nn::linear_backward. PyTorch is F.linear + "
+                 "relu/gelu, eager and torch.compile, fwd and torch.autograd.grad. "
+                 "vs X = X's time / ours (above 1: ours is faster). % of ceiling is against the "
+                 "dense matmul ceiling of the row's dtype (Ceilings above).", "")
+        eager_ratios, cublaslt_ratios = [], []
+        for (device, dtype), cases in tables.items():
+            ceiling = ceil[LINEAR_CEILING.get(dtype, "bf16")][0]
+            self.out(f"### {device} {dtype}", "",
+                     "| dir | act | M x N x K | ours (us) | ours TFLOP/s | % of ceiling | "
+                     "cuBLASLt TFLOP/s | vs cuBLASLt | auto TFLOP/s | PyTorch eager TFLOP/s | "
+                     "vs eager | PyTorch compile TFLOP/s | vs compile |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for (direction, act, shape), by_backend in cases.items():
+                ours, lt, auto = (by_backend.get(b) for b in ("ours", "cublaslt", "auto"))
+                ours_us = ours and ours["us"]
+                ours_rate = ours and ours.get("tflops")
+                gpu = device.startswith("cuda")
+                cells = [fmt_na(ours_us), fmt_rate(ours_rate),
+                         fmt(100.0 * ours_rate / ceiling, 1, "%") if ours_rate and gpu else "n/a",
+                         fmt_rate(lt and lt.get("tflops")), ratio_na(lt and lt["us"], ours_us),
+                         fmt_rate(auto and auto.get("tflops"))]
+                label = f"{dtype} {direction} {act} {shape}"
+                for mode in ("eager", "compile"):
+                    peer = peers.get((dtype, direction, act, shape, mode)) if gpu else None
+                    peer_us = peer and peer.get("ms", 0) * 1e3
+                    cells += [fmt_rate(peer and peer.get("tflops")), ratio_na(peer_us, ours_us)]
+                    if mode == "eager" and peer_us and ours_us:
+                        eager_ratios.append((peer_us / ours_us, label))
+                dims = [int(d) for d in shape.split("x") if d.isdigit()]
+                if (gpu and dtype == "bfloat16" and lt and ours_us and
+                        len(dims) == 3 and min(dims) >= GOAL_LARGE_GEMM_DIM):
+                    cublaslt_ratios.append((lt["us"] / ours_us, label))
+                self.out(f"| {direction} | {act} | {shape} | " + " | ".join(cells) + " |")
+            self.out("")
+        self.lines.pop()  # skipped() starts with the blank line
+        self.skipped(rows)
+        times = lambda v: f"{v:.2f}x"  # noqa: E731
+        self.goals["cublaslt"] = judge(GOALS["cublaslt"], cublaslt_ratios, GOAL_CUBLASLT_RATIO,
+                                       times, "no large bf16 case with both ours and cuBLASLt")
+        self.goals["eager"] = judge(GOALS["eager"], eager_ratios, GOAL_EAGER_RATIO, times,
+                                    "no PyTorch eager rows in this run")
+
+    def softmax_goal(self, rows, copy_ceiling, source):
+        shares = [(r["gbps"] / copy_ceiling, f"{r['family']} {r['dtype']} {r['shape']}")
+                  for r in rows if r["family"] in SOFTMAX_GOAL_KINDS and r.get("gbps") and
+                  r["device"].startswith("cuda") and r["shape"] in ISSUE_ROWWISE_SHAPES]
+        goal = GOALS["softmax"]
+        if not source.startswith("measured"):
+            goal += f" (no ceiling measured in this run: against {source})"
+        self.goals["softmax"] = judge(goal, shares, GOAL_SOFTMAX_SHARE, lambda v: f"{v:.1%}",
+                                      "no CUDA softmax rows at the issue's shapes")
+
+    def goal_table(self):
+        """The issue's goals, all three once either benchmark ran: reported, never failed on."""
+        if not self.goals:
+            return []
+        for key, goal in GOALS.items():
+            self.goals.setdefault(key, (goal, "n/a", "its benchmark did not run"))
+        lines = ["## Goals", "", "Goals to report against, not tests: a gap does not fail the run.",
+                 "", "| goal | verdict | detail |", "|---|---|---|"]
+        lines += [f"| {self.goals[k][0]} | {self.goals[k][1]} | {self.goals[k][2]} |"
+                  for k in GOALS]
+        return lines + [""]
+
+    def pytorch_notes(self):
+        notes = [r.get("text", "") for r in self.pytorch if r.get("kind") == "note"]
+        if notes:
+            self.out("## PyTorch peer notes", "", *[f"- {n}" for n in notes], "")
 
     def skipped(self, rows):
         errors = sorted({r["error"] for r in rows if "error" in r})
@@ -322,20 +547,29 @@ class Report:
             self.out(f"| {case} | {t:.3f} | " + " | ".join(cells) + (" |" if cells else "|"))
         self.out("")
 
-    def ceiling_table(self, bf16, copy, bf16_src, copy_src):
-        self.out("## Ceilings", "", "| ceiling | value | source |", "|---|---|---|",
-                 f"| bf16 dense matmul | {bf16:.0f} TFLOP/s | {bf16_src} |",
-                 f"| device-to-device copy (read + write) | {copy:.0f} GB/s | {copy_src} |", "")
+    def ceiling_table(self, ceil):
+        self.out("## Ceilings", "", "| ceiling | value | source |", "|---|---|---|")
+        for key, label, unit in (("bf16", "bf16 dense matmul", "TFLOP/s"),
+                                 ("float16", "fp16 dense matmul", "TFLOP/s"),
+                                 ("tf32", "fp32 (TF32) dense matmul", "TFLOP/s"),
+                                 ("copy", "device-to-device copy (read + write)", "GB/s")):
+            value, source = ceil[key]
+            self.out(f"| {label} | {value:.0f} {unit} | {source} |")
+        self.out("")
 
     def render(self):
         self.header()
         self.step_table()
         self.tests()
-        bf16, copy, bf16_src, copy_src = self.ceilings()
-        self.ceiling_table(bf16, copy, bf16_src, copy_src)
-        self.matmul(bf16, bf16_src)
-        self.softmax(copy, copy_src)
+        goals_at = len(self.lines)
+        ceil = self.ceilings()
+        self.ceiling_table(ceil)
+        self.matmul(*ceil["bf16"])
+        self.linear(ceil)
+        self.rowwise(*ceil["copy"])
+        self.pytorch_notes()
         self.mlp_step()
+        self.lines[goals_at:goals_at] = self.goal_table()
         raw = self.env.get("raw")
         if raw:
             self.out(f"Raw outputs and logs of this run: `{raw}`.", "")
@@ -350,7 +584,10 @@ def main(argv=None):
     if not os.path.isdir(args.work):
         print(f"report.py: {args.work} is not a folder", file=sys.stderr)
         return 2
-    text = Report(args.work).render()
+    report = Report(args.work)
+    text = report.render()
+    for goal, verdict, detail in report.goals.values():
+        print(f"goal: {goal}: {verdict} ({detail})")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(text)

@@ -5,7 +5,9 @@ nvidia-smi). CTest test `bench_report` (label bench); standard library only.
 
 bench/testdata/gbench_softmax_cpu.json was written by Google Benchmark 1.7 running
 bench_softmax on a CPU. bench/testdata/gpu_run/ is a made-up GPU run in the layout the suite
-writes (round numbers, a failed test and a racecheck finding) so every section has rows.
+writes (round numbers, a failed test and a racecheck finding) so every section has rows: an
+iteration of a CUDA benchmark is a batch of 10 calls, as bench_common.h times it; its linear and
+softmax rows miss each of the three goals, and some peers are absent on purpose.
 """
 import json
 import os
@@ -60,16 +62,69 @@ class ReportOnSampleGpuRun(unittest.TestCase):
         self.assertNotIn("| synccheck |", self.md)  # no log: it did not run
 
     def test_matmul_rates_ceiling_share_and_pytorch_ratio(self):
+        # 400 us per iteration of 10 calls: 40 us a call against PyTorch's 20 us.
         r = self.row("cuda:0", "bfloat16", "2048")
         self.assertEqual(r[3:], ["40.0", "429.50", "53.7%", "858.99", "0.50x"])
         self.assertIn("- 1 case(s) not run: matmul: float16 is not supported", self.md)
         self.assertIn("cuBLAS(Lt)", self.md)
 
     def test_softmax_strips_manual_time_and_skips_aggregates(self):
-        r = self.row("cuda:0", "float32", "4096x1024")
-        # 20000 ns = 20 us; 1.68e12 B/s over the measured 3000 GB/s ceiling.
-        self.assertEqual(r[3:], ["20.0", "1678", "55.9%", "839", "2.00x"])
-        self.assertEqual(sum(1 for line in self.lines if "| 4096x1024 |" in line), 1)
+        r = self.row("softmax", "cuda:0", "float32", "4096x1024")
+        # 200000 ns per iteration of 10 calls = 20 us a call; 1.68e12 B/s over the measured
+        # 3000 GB/s ceiling; PyTorch eager took 40 us and has no compiled row.
+        self.assertEqual(r[4:], ["20.0", "1678", "55.9%", "839", "2.00x", "n/a", "n/a"])
+        self.assertEqual(sum(1 for line in self.lines if "| float32 | 4096x1024 |" in line and
+                             "| cuda:0 |" in line), 1)
+
+    def test_rowwise_kernels_eager_and_compile_peers(self):
+        r = self.row("softmax", "cuda:0", "bfloat16", "16384x50304")
+        self.assertEqual(r[4:], ["1300.0", "2536", "84.5%", "2029", "1.25x", "2536", "1.00x"])
+        r = self.row("cross_entropy", "cuda:0", "bfloat16", "16384x50304")
+        # Cross-entropy reads the logits once: 1.65 GB in 600 us.
+        self.assertEqual(r[4:], ["600.0", "2747", "91.6%", "687", "4.00x", "n/a", "n/a"])
+        self.assertEqual(self.row("log_softmax_backward", "cuda:0")[5:7], ["2747", "91.6%"])
+        # A CPU row gets no share of a GPU ceiling and no peers.
+        self.assertEqual(self.row("softmax", "cpu")[6:], ["n/a"] * 5)
+        self.assertIn("- 1 case(s) not run: cross_entropy_backward: out of memory", self.md)
+
+    def test_linear_backends_and_pytorch_peers(self):
+        lines = self.md[self.md.index("### cuda:0 bfloat16"):].splitlines()
+        r = next(line for line in lines if "| 4096x4096x4096 |" in line)
+        cells = [c.strip() for c in r.strip("|").split("|")]
+        # ours: the median (200 us), not the mean (250 us); 137.4 GFLOP in 200 us = 687 TFLOP/s,
+        # 85.9% of the bf16 ceiling; cuBLASLt took 190 us, PyTorch eager 250 us, compile 180 us.
+        self.assertEqual(cells, ["fwd", "relu", "4096x4096x4096", "200.0", "687.2", "85.9%",
+                                 "723.4", "0.95x", "723.4", "549.8", "1.25x", "763.5", "0.90x"])
+        r = self.row("bwd", "gelu", "8192x8192x8192")
+        self.assertEqual(r[3:], ["4000.0", "549.8", "68.7%", "785.4", "0.70x", "785.4", "610.8",
+                                 "0.90x", "n/a", "n/a"])
+        # No auto row and no compiled peer: n/a, not a crash.
+        self.assertEqual(self.row("fwd", "gelu", "1024x256x784")[8:],
+                         ["n/a", "20.6", "2.00x", "n/a", "n/a"])
+        self.assertIn("- 1 case(s) not run: linear_backward: being written", self.md)
+        self.assertIn("- torch.compile failed for linear bfloat16 gelu 1024x256x784", self.md)
+
+    def test_linear_ceiling_per_dtype(self):
+        self.assertEqual(self.row("fp16 dense matmul")[1:], ["800 TFLOP/s", "measured in this run"])
+        tf32 = self.row("fp32 (TF32) dense matmul")
+        self.assertEqual(tf32[1], "400 TFLOP/s")
+        self.assertIn("not measured", tf32[2])
+        tf32_table = self.md[self.md.index("### cuda:0 float32_tf32"):]
+        # 4.29 TFLOP in 40 us = 107.4 TFLOP/s, 26.8% of the (derived) 400 TFLOP/s TF32 ceiling.
+        self.assertIn("| bwd | relu | 1024x1024x1024 | 40.0 | 107.4 | 26.8% | n/a |", tf32_table)
+        self.assertIn("| fwd | relu | 128x256x784 | 500.0 | 0.103 | n/a |", self.md)
+
+    def test_goals_report_the_gap(self):
+        goals = self.md[self.md.index("## Goals"):self.md.index("## Ceilings")]
+        self.assertIn("a gap does not fail the run", goals)
+        self.assertIn("| gap: worst 0.70x against 0.90x | 1 of 2 row(s) below: 0.70x at bfloat16 "
+                      "bwd gelu 8192x8192x8192 |", goals)
+        self.assertIn("| gap: worst 0.90x against 1.00x | 1 of 3 row(s) below: 0.90x at bfloat16 "
+                      "bwd gelu 8192x8192x8192 |", goals)
+        self.assertIn("| gap: worst 55.9% against 85.0% | 2 of 3 row(s) below: 55.9% at softmax "
+                      "float32 4096x1024; 84.5% at softmax bfloat16 16384x50304 |", goals)
+        # Goals are no tests: the verdict names only the failed steps.
+        self.assertIn("**Verdict: FAILED: test, sanitize-racecheck**", self.md)
 
     def test_ceilings_come_from_the_run(self):
         self.assertEqual(self.row("bf16 dense matmul")[1:], ["800 TFLOP/s", "measured in this run"])
@@ -77,6 +132,108 @@ class ReportOnSampleGpuRun(unittest.TestCase):
     def test_mlp_step_ratio_and_missing_peer(self):
         self.assertEqual(self.row("784-256-256-10/b128")[1:], ["0.500", "1.000", "2.00x"])
         self.assertEqual(self.row("784-1024-1024-10/b1024")[1:], ["1.000", "-", "-"])
+
+
+def copy_sample(work, *names):
+    for name in names:
+        with open(os.path.join(DATA, "gpu_run", name)) as f, \
+                open(os.path.join(work, name), "w") as g:
+            g.write(f.read())
+
+
+def write_bench(work, name, benchmarks):
+    with open(os.path.join(work, name), "w") as f:
+        json.dump({"context": {}, "benchmarks": benchmarks}, f)
+
+
+def linear_entry(backend, us, m=4096, dtype="bfloat16", direction="fwd"):
+    """One bench_linear result: `us` per call over 10 iterations of 10 calls."""
+    flop = (2 if direction == "fwd" else 4) * m ** 3
+    name = f"linear/cuda:0/{dtype}/{direction}/relu/{backend}/{m}/{m}/{m}/manual_time"
+    return {"name": name, "run_name": name, "run_type": "iteration", "iterations": 10,
+            "real_time": us * 10, "cpu_time": 1.0, "time_unit": "us", "calls": 100.0,
+            "FLOP": flop / (us * 1e-6)}
+
+
+class Goals(unittest.TestCase):
+    def test_met_and_missing_pytorch(self):
+        with tempfile.TemporaryDirectory() as work:
+            write_bench(work, "bench_linear.json", [
+                linear_entry("ours", 210.0), linear_entry("cublaslt", 200.0),
+                linear_entry("ours", 420.0, direction="bwd"),
+                linear_entry("cublaslt", 380.0, direction="bwd"),
+                # Too small to count for the cuBLASLt goal, however slow.
+                linear_entry("ours", 100.0, m=1024), linear_entry("cublaslt", 10.0, m=1024)])
+            md = render(work)
+        self.assertIn("| bf16 GEMMs with M, N, K >= 4096: ours >= 0.9x cuBLASLt (fwd and bwd) | "
+                      "met | 2 row(s); worst 0.90x (bfloat16 bwd relu 4096x4096x4096) |", md)
+        self.assertIn("| n/a | no PyTorch eager rows in this run |", md)
+        self.assertIn("| n/a | its benchmark did not run |", md)  # no bench_softmax.json
+        # Every PyTorch cell of the table says n/a.
+        self.assertIn("| 210.0 | 654.5 | 82.0% | 687.2 | 0.95x | n/a | n/a | n/a | n/a | n/a |", md)
+
+    def test_softmax_goal_without_a_measured_ceiling(self):
+        with tempfile.TemporaryDirectory() as work:
+            copy_sample(work, "bench_softmax.json")  # no kernels_pytorch.jsonl: no ceilings
+            md = render(work)
+        # 2536 GB/s over the 3000 GB/s reference is 84.5%: still a gap, said against what.
+        self.assertIn("(no ceiling measured in this run: against DESIGN.md's H100 reference) | "
+                      "gap: worst 55.9% against 85.0%", md)
+        self.assertIn("| softmax | cuda:0 | bfloat16 | 16384x50304 | 1300.0 | 2536 | 84.5% | n/a | "
+                      "n/a | n/a | n/a |", md)
+
+    def test_goals_printed_by_the_cli(self):
+        with tempfile.TemporaryDirectory() as work:
+            out = os.path.join(work, "r.md")
+            r = subprocess.run([sys.executable, os.path.join(HERE, "report.py"),
+                                os.path.join(DATA, "gpu_run"), "--out", out],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("goal: fused linear + activation: ours >= 1.0x PyTorch eager", r.stdout)
+        self.assertEqual(r.stdout.count("goal: "), 3)
+
+    def test_judge_lists_at_most_five_rows(self):
+        values = [(0.5 + i / 100, f"row{i}") for i in range(8)]
+        goal, verdict, detail = report.judge("g", values, 0.9, lambda v: f"{v:.2f}x", "none")
+        self.assertEqual(verdict, "gap: worst 0.50x against 0.90x")
+        self.assertTrue(detail.startswith("8 of 8 row(s) below: 0.50x at row0;"), detail)
+        self.assertTrue(detail.endswith("; and 3 more"), detail)
+        self.assertEqual(report.judge("g", [], 0.9, str, "why")[1:], ("n/a", "why"))
+
+
+class TimePerCall(unittest.TestCase):
+    def test_median_preferred_and_rates_follow_it(self):
+        b = {"real_time": 2500.0, "time_unit": "us", "iterations": 10, "calls": 100.0,
+             "median_us": 200.0}
+        us, scale = report.time_per_call_us(b)
+        self.assertEqual(us, 200.0)
+        self.assertAlmostEqual(scale, 1.25)  # the mean per call is 250 us
+
+    def test_batches_without_median_and_plain_rows(self):
+        self.assertEqual(report.time_per_call_us(
+            {"real_time": 3.0, "time_unit": "ms", "iterations": 4, "calls": 40.0}), (300.0, 1.0))
+        self.assertEqual(report.time_per_call_us({"real_time": 5000.0, "time_unit": "ns"}),
+                         (5.0, 1.0))
+
+
+class PytorchPeerScript(unittest.TestCase):
+    def test_linear_shapes_are_the_issues(self):
+        import kernels_pytorch
+        shapes = kernels_pytorch.linear_shapes(False)
+        self.assertEqual(len(shapes), len(set(shapes)))
+        for s in (1024, 2048, 4096, 8192):
+            self.assertIn((s, s, s), shapes)
+        for batch in (128, 65536):
+            for n, k in ((256, 784), (1024, 1024), (4096, 4096)):
+                self.assertIn((batch, n, k), shapes)
+        self.assertTrue(set(kernels_pytorch.linear_shapes(True)) <= set(shapes))
+
+    def test_bad_family_exits_2_before_needing_torch(self):
+        r = subprocess.run([sys.executable, os.path.join(HERE, "kernels_pytorch.py"),
+                            "--families", "linear,bogus"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown families ['bogus']", r.stderr)
 
 
 class ReportOnRecordedGoogleBenchmark(unittest.TestCase):
@@ -97,7 +254,7 @@ class ReportOnRecordedGoogleBenchmark(unittest.TestCase):
             with open(os.path.join(work, "bench_softmax.json"), "w") as f:
                 f.write(data)
             md = render(work)
-        self.assertIn("| cpu | float32 | 4096x1024 | 44274.9 | 1 |", md)
+        self.assertIn("| softmax | cpu | float32 | 4096x1024 | 44274.9 | 0.76 | n/a | n/a |", md)
         self.assertIn("DESIGN.md's H100 reference", md)
         self.assertIn("- 1 case(s) not run: skipped: library built without CUDA", md)
 
@@ -112,11 +269,13 @@ class ReportOnNothing(unittest.TestCase):
 
     def test_unreadable_inputs_do_not_crash(self):
         with tempfile.TemporaryDirectory() as work:
-            for name in ("bench_matmul.json", "ctest-junit.xml", "gtest-gpu.json"):
+            for name in ("bench_matmul.json", "bench_linear.json", "bench_softmax.json",
+                         "kernels_pytorch.jsonl", "ctest-junit.xml", "gtest-gpu.json"):
                 with open(os.path.join(work, name), "w") as f:
                     f.write("{ truncated")
             md = render(work)
         self.assertIn("CTest: unreadable JUnit file", md)
+        self.assertIn("- 1 case(s) not run: unreadable benchmark JSON bench_linear.json", md)
 
     def test_cli_rejects_a_missing_folder(self):
         self.assertEqual(report.main(["/nonexistent/gpu_suite", "--out", os.devnull]), 2)
@@ -177,6 +336,32 @@ class GpuSuiteScript(unittest.TestCase):
         self.assertIn("| SM clock now / max (MHz) | 1755 / 1980 |", md)
         self.assertIn("compute_cap=9.0 (built for 90)", env)
         self.assertIn("**Verdict: PASSED**", md)
+
+    def test_bench_linear_step_is_its_own_call(self):
+        # No build here, so the benchmark fails; a stand-in python without torch skips the peer
+        # (on a GPU machine the real one would start benchmarking). The bench step recorded by
+        # an earlier call stays in the report.
+        with tempfile.TemporaryDirectory() as tmp:
+            smi = write_fake_smi(tmp, ["NVIDIA Fake H100, 9.0", "NVIDIA Fake H100, 580.1, 9.0"])
+            python = os.path.join(tmp, "python-without-torch")
+            with open(python, "w") as f:
+                f.write(f'#!/bin/sh\n[ "$1" = -c ] && exit 1\nexec "{sys.executable}" "$@"\n')
+            os.chmod(python, 0o755)
+            work = os.path.join(tmp, "b", "gpu_suite")
+            os.makedirs(work)
+            with open(os.path.join(work, "steps.txt"), "w") as f:
+                f.write("bench-bench_matmul ok 30\nbench_linear-ours ok 100\n")
+            env = dict(os.environ, NVIDIA_SMI=smi, NN_COMMIT="abc1234", PYTHON=python)
+            r = subprocess.run(["bash", SUITE, "--build", os.path.join(tmp, "b"), "--out",
+                                tmp, "--steps", "bench_linear,report"], capture_output=True,
+                               text=True, env=env, timeout=120)
+            with open(os.path.join(work, "steps.txt")) as f:
+                steps = f.read().splitlines()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("FAILED: bench_linear-ours", r.stdout)
+        self.assertEqual([line.split()[:2] for line in steps],
+                         [["bench-bench_matmul", "ok"], ["bench_linear-ours", "FAIL"],
+                          ["bench_linear-pytorch", "skipped"]])
 
     def test_failed_step_recorded_by_an_earlier_call_fails_the_verdict(self):
         with tempfile.TemporaryDirectory() as tmp:
