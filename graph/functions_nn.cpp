@@ -74,19 +74,31 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b, Activat
   std::vector<Variable> inputs = {x, w};
   if (b.defined()) inputs.push_back(b);
   const bool need_grad = any_requires_grad(inputs);
-  // The pre-activation is an extra output of the same pass, asked for only when backward will
-  // run and the activation needs it.
-  Tensor pre;
+  // What the activation's backward reads (kernels/nn_ops.h): y itself for relu, sigmoid and tanh
+  // (no extra memory), z from the same pass for the GELUs and SiLU, nothing without one; asked
+  // for only when backward will run.
+  Tensor saved;
   Tensor y = linear(x.data(), w.data(), b.defined() ? b.data() : Tensor(), act,
-                    need_grad && act != Activation::None ? &pre : nullptr);
+                    need_grad ? &saved : nullptr);
   if (!need_grad) return Variable(std::move(y), false);
   const bool has_bias = b.defined();
+  // dx reads w and dW reads x: each is kept only when the other side wants a gradient.
+  const Tensor xd = w.requires_grad() ? x.data() : Tensor();
+  const Tensor wd = x.requires_grad() ? w.data() : Tensor();
+  // linear_backward validates shapes, dtypes and devices of both; the one not kept stands in as
+  // a one-element tensor expanded with stride 0 (never read: its gradient partner is not asked).
+  auto stand_in = [](const Tensor& t) {
+    return empty({}, {t.dtype(), t.device()}).expand(t.shape());
+  };
+  const Tensor xs = xd.defined() ? xd : stand_in(x.data());
+  const Tensor ws = wd.defined() ? wd : stand_in(w.data());
   return make_variable(
       std::move(y), std::move(inputs),
-      [xd = x.data(), wd = w.data(), pre, act, has_bias](const Tensor& g,
-                                                         const std::vector<bool>& needs) {
-        LinearGrads r =
-            linear_backward(g, xd, wd, pre, act, needs[0], needs[1], has_bias && needs[2]);
+      [xs, ws, saved, act, has_bias, keep_x = xd.defined(), keep_w = wd.defined()](
+          const Tensor& g, const std::vector<bool>& needs) {
+        // A flag turned on after the forward pass finds its partner operand not kept: no gradient.
+        LinearGrads r = linear_backward(g, xs, ws, saved, act, needs[0] && keep_w,
+                                        needs[1] && keep_x, has_bias && needs[2]);
         Grads grads{std::move(r.dx), std::move(r.dw)};
         if (has_bias) grads.push_back(std::move(r.db));
         return grads;

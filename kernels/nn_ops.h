@@ -100,13 +100,23 @@ Tensor bias_activation(const Tensor& x, const Tensor& b, Activation act, int64_t
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {},
               Activation act = Activation::None, Tensor* saved = nullptr);
 
-// Which GEMM computes linear on CUDA (the CPU ignores it). Cublas: cuBLAS's GEMM and a fused
-// bias/activation kernel. Ours: our own tensor-core GEMM with the epilogue fused (bfloat16,
-// float16, float32 while allow_tf32()), or its SIMT kernel for float64 and float32 without TF32.
-// Auto: cuBLAS for now; it will pick per (M, N, K, dtype, epilogue) from an autotune cache that
-// times both, once a GPU run has validated our kernel. The initial value comes from the
-// environment variable NN_LINEAR_BACKEND=auto|cublas|ours, read on first use (unset: Auto; any
-// other value: ValueError from that first call). Process-wide and thread-safe.
+// Which GEMM computes linear and linear_backward on CUDA (the CPU ignores it):
+//  - Cublas: cuBLASLt, with its fused epilogues where it has them (bias, relu + bias, the tanh
+//    GELU + bias with the pre-activation as its aux output; db from the dW GEMM's bias-gradient
+//    epilogue), else a GEMM plus one vectorized bias/activation (or activation-backward) pass;
+//  - Ours: our own tensor-core GEMM (bfloat16, float16, float32 while allow_tf32()) or its SIMT
+//    kernel (float64, float32 without TF32), with bias/activation/pre-activation fused into the
+//    store and, in backward, act' applied to grad_y as the GEMM stages it (dY' never goes to
+//    memory) and db fused into the dW GEMM; where our kernel cannot run (a GPU older than
+//    compute capability 8.0 for the half types), cuBLASLt runs instead;
+//  - Auto: per GEMM (forward, backward dx, backward dW) and problem (rows, features, dtype,
+//    TF32, activation, bias, saved), the faster of the two, timed once the first time the problem
+//    is seen (that first call waits for the GPU once, counted by cuda::host_sync_count(); later
+//    calls decide from a process-wide cache with no timing and no wait, and nothing is timed
+//    while a stream is captured into a CUDA graph: cuBLASLt runs then).
+// The initial value comes from the environment variable NN_LINEAR_BACKEND=auto|cublas|ours, read
+// on first use (unset: Auto; any other value: ValueError from that first call). Process-wide and
+// thread-safe.
 enum class LinearBackend : uint8_t { Auto, Cublas, Ours };
 const char* linear_backend_name(LinearBackend b);             // "auto", "cublas", "ours"
 LinearBackend parse_linear_backend(const std::string& name);  // ValueError for another name

@@ -1,7 +1,8 @@
 // Front end of the fused training rows (kernels/nn_ops.h): linear and its backward, cross-entropy
 // forward and backward, and the optimizer step. Validation happens here, once; the backends get
-// operands in the layouts their rows promise (kernels/backend.h). linear_backward composes
-// existing rows (unary_backward, matmul, sum) until a fused backward kernel replaces it.
+// operands in the layouts their rows promise (kernels/backend.h). linear keeps for backward only
+// what activation_saved(act) names (y itself, or z written by the same pass), and
+// linear_backward allocates only the gradients asked for.
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -124,9 +125,9 @@ Shape linear_out_shape(const Tensor& x, const Tensor& w) {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act, Tensor* pre) {
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act, Tensor* saved) {
   const char* op = "linear";
-  if (pre) *pre = Tensor();
+  if (saved) *saved = Tensor();
   if (b.defined())
     detail::check_inputs(op, {{"input", x}, {"weight", w}, {"bias", b}});
   else
@@ -143,15 +144,20 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act,
   const TensorOptions opts{x.dtype(), x.device()};
   const Shape out_shape = linear_out_shape(x, w);
   Tensor y = empty({rows, out}, opts);
-  Tensor p = (pre && act != Activation::None) ? empty({rows, out}, opts) : Tensor();
+  const ActivationSaved keep = activation_saved(act);
+  // Only z costs memory: for relu, sigmoid and tanh the output is what backward reads.
+  Tensor p =
+      (saved && keep == ActivationSaved::PreActivation) ? empty({rows, out}, opts) : Tensor();
   if (y.numel() > 0) {
     const Tensor x2 = x.reshape({rows, in}).contiguous();
     const Tensor w2 = w.contiguous();
     const Tensor b2 = b.defined() ? b.contiguous() : Tensor();
     backend::linear(y, p, x2, w2, b2, act);
   }
-  if (p.defined()) *pre = p.view(out_shape);
-  return y.view(out_shape);
+  Tensor result = y.view(out_shape);
+  if (saved && keep == ActivationSaved::Output) *saved = result;
+  if (p.defined()) *saved = p.view(out_shape);
+  return result;
 }
 
 Device LinearGrads::device() const {
@@ -161,36 +167,58 @@ Device LinearGrads::device() const {
 }
 
 LinearGrads linear_backward(const Tensor& grad_y, const Tensor& x, const Tensor& w,
-                            const Tensor& pre, Activation act, bool need_dx, bool need_dw,
+                            const Tensor& saved, Activation act, bool need_dx, bool need_dw,
                             bool need_db) {
   const char* op = "linear_backward";
   const bool has_act = act != Activation::None;
   if (has_act) {
-    NN_CHECK(pre.defined(), ValueError, op, ": activation ", activation_name(act),
-             " needs the pre-activation that linear(..., &pre) returned, got an undefined tensor");
-    detail::check_inputs(op, {{"grad_y", grad_y}, {"input", x}, {"weight", w}, {"pre", pre}});
+    NN_CHECK(
+        saved.defined(), ValueError, op, ": activation ", activation_name(act), " needs ",
+        activation_saved(act) == ActivationSaved::Output ? "the output y" : "the pre-activation z",
+        " that linear(..., &saved) returned, got an undefined tensor");
+    detail::check_inputs(op, {{"grad_y", grad_y}, {"input", x}, {"weight", w}, {"saved", saved}});
   } else {
     detail::check_inputs(op, {{"grad_y", grad_y}, {"input", x}, {"weight", w}});
   }
   detail::check_floating(op, {"input", x});
   detail::check_same_dtype(op, {"input", x}, {"weight", w});
   detail::check_same_dtype(op, {"input", x}, {"grad_y", grad_y});
-  if (has_act) detail::check_same_dtype(op, {"input", x}, {"pre", pre});
+  if (has_act) detail::check_same_dtype(op, {"input", x}, {"saved", saved});
   const int64_t rows = check_linear_shapes(op, x, w);
   const int64_t in = w.size(1), out = w.size(0);
   const Shape y_shape = linear_out_shape(x, w);
   NN_CHECK(grad_y.shape() == y_shape, ShapeError, op, ": grad_y has shape ",
            shape_str(grad_y.shape()), ", expected ", shape_str(y_shape), " (input ",
            shape_str(x.shape()), ", weight ", shape_str(w.shape()), ")");
-  if (has_act) detail::check_same_shape(op, {"grad_y", grad_y}, {"pre", pre});
+  if (has_act) detail::check_same_shape(op, {"grad_y", grad_y}, {"saved", saved});
 
   LinearGrads r;
-  if (!need_dx && !need_dw && !need_db) return r;
-  const Tensor g = has_act ? unary_backward(activation_unary_op(act), grad_y, pre) : grad_y;
-  const Tensor g2 = g.reshape({rows, out});
-  if (need_dx) r.dx = matmul(g2, w).view(x.shape());
-  if (need_dw) r.dw = matmul(g2, x.reshape({rows, in}), /*trans_a=*/true);
-  if (need_db) r.db = sum(g2, {0});
+  const TensorOptions opts{x.dtype(), x.device()};
+  if (need_dx) r.dx = empty({rows, in}, opts);
+  if (need_dw) r.dw = empty({out, in}, opts);
+  if (need_db) r.db = empty({out}, opts);
+  if (rows == 0 || out == 0) {  // empty sums: zero gradients, no kernel
+    for (Tensor* t : {&r.dx, &r.dw, &r.db})
+      if (t->defined()) fill_(*t, 0.0);
+  } else {
+    // The row gets only non-empty gradients (in == 0 leaves dx and dW without elements).
+    LinearGrads work;
+    if (in > 0) {
+      work.dx = r.dx;
+      work.dw = r.dw;
+    }
+    work.db = r.db;
+    if (work.dx.defined() || work.dw.defined() || work.db.defined()) {
+      const Tensor g2 = grad_y.reshape({rows, out}).contiguous();
+      const Tensor s2 = has_act ? saved.reshape({rows, out}).contiguous() : Tensor();
+      // x is read only for dW and w only for dx: the other is passed as is (maybe a stand-in
+      // that was never materialised, see graph/functions_nn.cpp), never copied.
+      const Tensor x2 = x.reshape({rows, in});
+      backend::linear_backward(work, g2, work.dw.defined() ? x2.contiguous() : x2,
+                               work.dx.defined() ? w.contiguous() : w, s2, act);
+    }
+  }
+  if (r.dx.defined()) r.dx = r.dx.view(x.shape());
   return r;
 }
 

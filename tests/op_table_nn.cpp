@@ -57,7 +57,8 @@ Draw linear_draw(std::mt19937& rng, bool bias) {
   return d;
 }
 
-// y (and pre) of a linear layer over x viewed as [rows, in].
+// y (and what linear(..., &saved) keeps: y itself or the pre-activation, per activation_saved)
+// of a linear layer over x viewed as [rows, in].
 HIns linear_ref(const HIns& in, Activation act) {
   const HostTensor &x = in[0], &w = in[1];
   const int64_t out = w.shape[0], k = w.shape[1];
@@ -73,6 +74,7 @@ HIns linear_ref(const HIns& in, Activation act) {
       y.v[size_t(r * out + o)] = act_ref(act, z);
     }
   if (act == Activation::None) return {y};
+  if (activation_saved(act) == ActivationSaved::Output) return {y, y};
   return {y, pre};
 }
 
@@ -87,10 +89,10 @@ void add_linear_rows(std::vector<OpCase>& rows) {
       row.domains = std::vector<Domain>(size_t(row.arity), kSym);
       row.draw = [bias](std::mt19937& rng) { return linear_draw(rng, bias); };
       row.run = [act, bias](const Ins& in, const Draw&) {
-        Tensor pre;
-        Tensor y = linear(in[0], in[1], bias ? in[2] : Tensor(), act, &pre);
+        Tensor saved;
+        Tensor y = linear(in[0], in[1], bias ? in[2] : Tensor(), act, &saved);
         if (act == Activation::None) return Ins{y};
-        return Ins{y, pre};
+        return Ins{y, saved};
       };
       row.ref = [act](const HIns& in, const Draw&) { return linear_ref(in, act); };
       if (act != Activation::None) row.out_dtypes = {std::nullopt, std::nullopt};

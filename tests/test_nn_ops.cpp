@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/functions.h"
 #include "kernels/nn_ops.h"
 #include "kernels/ops.h"
 #include "tests/grad_check.h"
@@ -70,10 +71,10 @@ TEST(Linear, BackwardMatchesFiniteDifferences) {
       Shape ys = xs;
       ys.back() = 5;
       const Tensor r = randn(ys, kF64, &gen);
-      Tensor pre;
-      linear(x, w, b, act, &pre);
-      EXPECT_EQ(pre.defined(), act != Activation::None);
-      const LinearGrads g = linear_backward(r, x, w, pre, act, true, true, true);
+      Tensor saved;
+      linear(x, w, b, act, &saved);
+      EXPECT_EQ(saved.defined(), act != Activation::None);
+      const LinearGrads g = linear_backward(r, x, w, saved, act, true, true, true);
       auto loss = [&] { return sum(linear(x, w, b, act) * r).item(); };
       const std::string ctx = std::string(activation_name(act)) + " x " + shape_str(xs);
       ASSERT_EQ(g.dx.shape(), xs) << ctx;
@@ -90,29 +91,168 @@ TEST(Linear, BackwardComputesOnlyWhatIsAsked) {
   Generator gen(3);
   const Tensor x = randn({2, 3}, kF64, &gen), w = randn({4, 3}, kF64, &gen);
   const Tensor gy = randn({2, 4}, kF64, &gen);
-  Tensor pre;
-  linear(x, w, {}, Activation::Silu, &pre);
-  LinearGrads g = linear_backward(gy, x, w, pre, Activation::Silu, false, true, false);
+  Tensor saved;
+  linear(x, w, {}, Activation::Silu, &saved);
+  LinearGrads g = linear_backward(gy, x, w, saved, Activation::Silu, false, true, false);
   EXPECT_FALSE(g.dx.defined());
   EXPECT_TRUE(g.dw.defined());
   EXPECT_FALSE(g.db.defined());
-  g = linear_backward(gy, x, w, pre, Activation::Silu, false, false, false);
+  g = linear_backward(gy, x, w, saved, Activation::Silu, false, false, false);
   EXPECT_FALSE(g.dx.defined() || g.dw.defined() || g.db.defined());
 }
 
-TEST(Linear, PreActivationIsTheAffineMap) {
+TEST(Linear, SavedIsWhatBackwardReads) {
   Generator gen(5);
   const Tensor x = randn({3, 7}, kF64, &gen), w = randn({2, 7}, kF64, &gen);
   const Tensor b = randn({2}, kF64, &gen);
-  Tensor pre;
-  const Tensor y = linear(x, w, b, Activation::Tanh, &pre);
   const std::vector<double> affine = values(linear(x, w, b));
-  EXPECT_EQ(values(pre), affine);
-  EXPECT_LE(max_rel(values(y), values(tanh(pre))), 1e-15);
-  // No activation: nothing extra is written.
-  Tensor none = ones({1});
-  linear(x, w, b, Activation::None, &none);
-  EXPECT_FALSE(none.defined());
+  for (Activation act : kActivations) {
+    Tensor saved = ones({1});
+    const Tensor y = linear(x, w, b, act, &saved);
+    const std::string ctx = activation_name(act);
+    switch (activation_saved(act)) {
+      case ActivationSaved::Nothing:  // nothing extra is written
+        EXPECT_FALSE(saved.defined()) << ctx;
+        break;
+      case ActivationSaved::Output:  // y itself: the same storage, no extra memory
+        ASSERT_TRUE(saved.defined()) << ctx;
+        EXPECT_EQ(saved.data_ptr(), y.data_ptr()) << ctx;
+        EXPECT_EQ(saved.shape(), y.shape()) << ctx;
+        break;
+      case ActivationSaved::PreActivation:  // z, written by the same pass
+        ASSERT_TRUE(saved.defined()) << ctx;
+        EXPECT_NE(saved.data_ptr(), y.data_ptr()) << ctx;
+        EXPECT_EQ(values(saved), affine) << ctx;
+        break;
+    }
+  }
+  // Without a request nothing is kept, whatever the activation.
+  const Tensor y = linear(x, w, b, Activation::Gelu);
+  EXPECT_EQ(y.shape(), (Shape{3, 2}));
+}
+
+// dY' = grad_y * act'(z), dx = dY' w, dW = dY'^T x, db = column sums, composed from the plain ops
+// in float64 on the (rounded) inputs.
+LinearGrads composed_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& b,
+                              Activation act) {
+  const Tensor g64 = gy.to(Dtype::Float64), x64 = x.to(Dtype::Float64);
+  const Tensor w64 = w.to(Dtype::Float64);
+  const Tensor z = linear(x64, w64, b.defined() ? b.to(Dtype::Float64) : Tensor());
+  const Tensor d = act == Activation::None ? g64 : unary_backward(activation_unary_op(act), g64, z);
+  const int64_t out = w.size(0), in = w.size(1);
+  const Tensor d2 = d.reshape({-1, out});
+  LinearGrads r;
+  r.dx = matmul(d2, w64).reshape(x.shape());
+  r.dw = matmul(d2, x64.reshape({-1, in}), true);
+  r.db = sum(d2, {0});
+  return r;
+}
+
+TEST(Linear, BackwardRowMatchesComposedReference) {
+  struct Case {
+    Dtype dtype;
+    double tol;  // relative to max(|ref|, 1)
+  };
+  // float32 and the half types: the inputs are rounded the same way on both sides; the half types
+  // round each gradient once, float32 differs by summation order.
+  const Case cases[] = {{Dtype::Float64, 1e-12},
+                        {Dtype::Float32, 2e-5},
+                        {Dtype::BFloat16, 1.6e-2},
+                        {Dtype::Float16, 2e-3}};
+  for (const Case& c : cases) {
+    for (Activation act : kActivations) {
+      for (bool bias : {true, false}) {
+        for (int flags = 1; flags < 8; ++flags) {
+          const bool need_dx = flags & 1, need_dw = flags & 2, need_db = bias && (flags & 4);
+          Generator gen(uint64_t(flags) * 13 + uint64_t(act) + (bias ? 100 : 0));
+          const TensorOptions o{c.dtype};
+          const Tensor x = randn({2, 5, 9}, o, &gen), w = randn({6, 9}, o, &gen);
+          const Tensor b = bias ? randn({6}, o, &gen) : Tensor();
+          const Tensor gy = randn({2, 5, 6}, o, &gen);
+          Tensor saved;
+          linear(x, w, b, act, &saved);
+          const LinearGrads got = linear_backward(gy, x, w, saved, act, need_dx, need_dw, need_db);
+          const LinearGrads want = composed_backward(gy, x, w, b, act);
+          const std::string ctx = std::string(dtype_name(c.dtype)) + " " + activation_name(act) +
+                                  (bias ? " bias" : "") + " flags " + std::to_string(flags);
+          EXPECT_EQ(got.dx.defined(), need_dx) << ctx;
+          EXPECT_EQ(got.dw.defined(), need_dw) << ctx;
+          EXPECT_EQ(got.db.defined(), need_db) << ctx;
+          // saved is y rounded to the dtype for relu/sigmoid/tanh: the half types see that
+          // rounding in act', so their tolerance is that of one more rounding.
+          const double tol =
+              c.tol * (c.dtype == Dtype::BFloat16 || c.dtype == Dtype::Float16 ? 2 : 1);
+          if (need_dx) {
+            EXPECT_EQ(got.dx.dtype(), c.dtype) << ctx;
+            EXPECT_EQ(got.dx.shape(), x.shape()) << ctx;
+            EXPECT_LE(max_rel(values(got.dx), values(want.dx)), tol) << ctx << " dx";
+          }
+          if (need_dw) {
+            EXPECT_EQ(got.dw.shape(), w.shape()) << ctx;
+            EXPECT_LE(max_rel(values(got.dw), values(want.dw)), tol) << ctx << " dw";
+          }
+          if (need_db) {
+            EXPECT_EQ(got.db.shape(), (Shape{6})) << ctx;
+            EXPECT_LE(max_rel(values(got.db), values(want.db)), tol) << ctx << " db";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, BackwardOfEmptyProblems) {
+  const TensorOptions o{Dtype::Float32};
+  // No rows: zero dW and db, an empty dx.
+  Tensor saved;
+  const Tensor x0 = zeros({0, 3}, o), w = ones({4, 3}, o), b = ones({4}, o);
+  linear(x0, w, b, Activation::Silu, &saved);
+  LinearGrads g =
+      linear_backward(zeros({0, 4}, o), x0, w, saved, Activation::Silu, true, true, true);
+  EXPECT_EQ(g.dx.shape(), (Shape{0, 3}));
+  EXPECT_EQ(values(g.dw), std::vector<double>(12, 0.0));
+  EXPECT_EQ(values(g.db), std::vector<double>(4, 0.0));
+  // No input features: empty dx and dW, db still the column sums.
+  const Tensor x1 = zeros({2, 0}, o), w1 = zeros({3, 0}, o);
+  const Tensor gy = from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3}, o);
+  g = linear_backward(gy, x1, w1, Tensor(), Activation::None, true, true, true);
+  EXPECT_EQ(g.dx.shape(), (Shape{2, 0}));
+  EXPECT_EQ(g.dw.shape(), (Shape{3, 0}));
+  EXPECT_EQ(values(g.db), (std::vector<double>{5, 7, 9}));
+}
+
+TEST(Linear, VariableKeepsOnlyWhatItsGradientsRead) {
+  // One side without a gradient: its partner operand is not kept, the other gradient is exact.
+  Generator gen(21);
+  const Tensor x = randn({4, 3}, kF64, &gen), w = randn({5, 3}, kF64, &gen);
+  const Tensor b = randn({5}, kF64, &gen), r = randn({4, 5}, kF64, &gen);
+  Tensor saved;
+  linear(x, w, b, Activation::Tanh, &saved);
+  const LinearGrads want = linear_backward(r, x, w, saved, Activation::Tanh, true, true, true);
+  for (bool x_grad : {true, false}) {
+    Variable xv(x, x_grad), wv(w, !x_grad), bv(b, true);
+    sum(linear(xv, wv, bv, Activation::Tanh) * Variable(r)).backward();
+    const std::string ctx = x_grad ? "dx only" : "dw only";
+    if (x_grad) {
+      EXPECT_EQ(values(xv.grad()), values(want.dx)) << ctx;
+    } else {
+      EXPECT_EQ(values(wv.grad()), values(want.dw)) << ctx;
+    }
+    EXPECT_EQ(values(bv.grad()), values(want.db)) << ctx;
+  }
+}
+
+TEST(Linear, BackwardReadsTheOutputForRelu) {
+  // relu' comes from y > 0: a y that was zeroed where z > 0 would zero the gradient there.
+  const TensorOptions o{Dtype::Float64};
+  const Tensor x = from_vector<double>({1, -1}, {2, 1}, o), w = ones({1, 1}, o);
+  Tensor saved;
+  const Tensor y = linear(x, w, {}, Activation::Relu, &saved);
+  EXPECT_EQ(values(y), (std::vector<double>{1, 0}));
+  const LinearGrads g =
+      linear_backward(ones({2, 1}, o), x, w, saved, Activation::Relu, true, true, false);
+  EXPECT_EQ(values(g.dx), (std::vector<double>{1, 0}));
+  EXPECT_EQ(values(g.dw), (std::vector<double>{1}));
 }
 
 TEST(Linear, HalfTypesRoundOnce) {
@@ -146,18 +286,33 @@ TEST(Linear, ErrorsNameTheShapes) {
         linear(zeros({2, 4}), zeros({3, 4}, {Dtype::Float64}));
       },
       "linear");
-  Tensor pre;
+  Tensor missing;
   const Tensor x2 = zeros({2, 4}), w2 = zeros({3, 4});
   expect_throw<ValueError>(
       [&] {
-        linear_backward(zeros({2, 3}), x2, w2, pre, Activation::Relu, true, true, true);
+        linear_backward(zeros({2, 3}), x2, w2, missing, Activation::Relu, true, true, true);
       },
-      "linear_backward: activation relu needs the pre-activation");
+      "linear_backward: activation relu needs the output y");
+  expect_throw<ValueError>(
+      [&] {
+        linear_backward(zeros({2, 3}), x2, w2, missing, Activation::Gelu, true, true, true);
+      },
+      "linear_backward: activation gelu needs the pre-activation z");
   expect_throw<ShapeError>(
       [&] {
-        linear_backward(zeros({2, 5}), x2, w2, pre, Activation::None, true, true, true);
+        linear_backward(zeros({2, 5}), x2, w2, missing, Activation::None, true, true, true);
       },
       "linear_backward: grad_y has shape [2, 5], expected [2, 3]");
+  expect_throw<ShapeError>(
+      [&] {
+        linear_backward(zeros({2, 3}), x2, w2, zeros({3, 2}), Activation::Silu, true, true, true);
+      },
+      "linear_backward");
+  expect_throw<DtypeError>(
+      [&] {
+        linear_backward(zeros({2, 3}, kF64), x2, w2, Tensor(), Activation::None, true, true, true);
+      },
+      "linear_backward");
 }
 
 // ---- cross-entropy --------------------------------------------------------------------------

@@ -43,27 +43,33 @@ double tol(Dtype d) {
 
 TEST(NnOpsGpu, LinearBackwardMatchesCpu) {
   NN_REQUIRE_GPU();
-  for (Dtype dt : kDtypes) {
-    for (Activation act :
-         {Activation::None, Activation::Relu, Activation::Gelu, Activation::GeluTanh,
-          Activation::Silu, Activation::Tanh, Activation::Sigmoid}) {
-      Generator gen(17);
-      const Tensor x = randn({3, 37, 65}, {dt}, &gen), w = randn({29, 65}, {dt}, &gen);
-      const Tensor b = randn({29}, {dt}, &gen), gy = randn({3, 37, 29}, {dt}, &gen);
-      Tensor pre_c, pre_g;
-      const Tensor y_c = linear(x, w, b, act, &pre_c);
-      const Tensor y_g = linear(x.to(kGpu), w.to(kGpu), b.to(kGpu), act, &pre_g);
-      const LinearGrads c = linear_backward(gy, x, w, pre_c, act, true, true, true);
-      const LinearGrads g =
-          linear_backward(gy.to(kGpu), x.to(kGpu), w.to(kGpu), pre_g, act, true, true, true);
-      const std::string ctx = std::string(dtype_name(dt)) + " " + activation_name(act);
-      EXPECT_LE(max_rel(y_g, y_c, 1.0), tol(dt)) << ctx << " y";
-      EXPECT_LE(max_rel(g.dx, c.dx, 1.0), 4 * tol(dt)) << ctx << " dx";
-      EXPECT_LE(max_rel(g.dw, c.dw, 1.0), 4 * tol(dt)) << ctx << " dw";
-      EXPECT_LE(max_rel(g.db, c.db, 1.0), 4 * tol(dt)) << ctx << " db";
-      EXPECT_TRUE(g.dx.device().is_cuda());
+  const LinearBackend restore = linear_backend();
+  for (LinearBackend backend : {LinearBackend::Ours, LinearBackend::Cublas, LinearBackend::Auto}) {
+    set_linear_backend(backend);
+    for (Dtype dt : kDtypes) {
+      for (Activation act :
+           {Activation::None, Activation::Relu, Activation::Gelu, Activation::GeluTanh,
+            Activation::Silu, Activation::Tanh, Activation::Sigmoid}) {
+        Generator gen(17);
+        const Tensor x = randn({3, 37, 65}, {dt}, &gen), w = randn({29, 65}, {dt}, &gen);
+        const Tensor b = randn({29}, {dt}, &gen), gy = randn({3, 37, 29}, {dt}, &gen);
+        Tensor saved_c, saved_g;
+        const Tensor y_c = linear(x, w, b, act, &saved_c);
+        const Tensor y_g = linear(x.to(kGpu), w.to(kGpu), b.to(kGpu), act, &saved_g);
+        const LinearGrads c = linear_backward(gy, x, w, saved_c, act, true, true, true);
+        const LinearGrads g =
+            linear_backward(gy.to(kGpu), x.to(kGpu), w.to(kGpu), saved_g, act, true, true, true);
+        const std::string ctx = std::string(linear_backend_name(backend)) + " " + dtype_name(dt) +
+                                " " + activation_name(act);
+        EXPECT_LE(max_rel(y_g, y_c, 1.0), tol(dt)) << ctx << " y";
+        EXPECT_LE(max_rel(g.dx, c.dx, 1.0), 4 * tol(dt)) << ctx << " dx";
+        EXPECT_LE(max_rel(g.dw, c.dw, 1.0), 4 * tol(dt)) << ctx << " dw";
+        EXPECT_LE(max_rel(g.db, c.db, 1.0), 4 * tol(dt)) << ctx << " db";
+        EXPECT_TRUE(g.dx.device().is_cuda());
+      }
     }
   }
+  set_linear_backend(restore);
 }
 
 TEST(NnOpsGpu, CrossEntropyBackwardMatchesCpu) {
@@ -260,8 +266,8 @@ TEST(NnOpsGpu, SteadyStateTrainingStepNeverWaits) {
     group.state1.push_back(zeros_like(p));
   }
   auto step = [&](int64_t t) {
-    Tensor pre1, lse, sw;
-    const Tensor h1 = linear(x, w1, b1, Activation::Relu, &pre1);
+    Tensor saved1, lse, sw;  // relu keeps h1 itself
+    const Tensor h1 = linear(x, w1, b1, Activation::Relu, &saved1);
     const Tensor logits = linear(h1, w2, b2);
     const Tensor loss = cross_entropy(logits, target, {}, &lse, &sw);
     const Tensor mean_loss = sum(loss) / sum(sw);
@@ -269,7 +275,8 @@ TEST(NnOpsGpu, SteadyStateTrainingStepNeverWaits) {
     const Tensor gl = ones_like(loss) / sum(sw);
     const Tensor glogits = cross_entropy_backward(gl, logits, target, lse);
     const LinearGrads g2 = linear_backward(glogits, h1, w2, {}, Activation::None, true, true, true);
-    const LinearGrads g1 = linear_backward(g2.dx, x, w1, pre1, Activation::Relu, false, true, true);
+    const LinearGrads g1 =
+        linear_backward(g2.dx, x, w1, saved1, Activation::Relu, false, true, true);
     group.grads = {g1.dw, g1.db, g2.dw, g2.db};
     // Clip by global norm on the device: scale = min(1, max_norm / norm).
     Tensor sq = zeros({}, o);

@@ -5,12 +5,16 @@
 // linear: the GEMM writes x w^T straight into pre (or out) when the dtype is its own arithmetic
 // type; the half types multiply in float32 into a scratch buffer, so the result is rounded once,
 // after bias and activation. The epilogue then walks rows (a thread owns a range of rows).
+// linear_backward: one pass writes dY' = grad_y * act'(saved) (a thread owns a range of rows),
+// then BLAS GEMMs give dx and dW and a double-precision column sum gives db; the half types keep
+// dY' and the GEMMs in float32 and round each gradient once.
 // cross_entropy: a thread owns a range of rows and reads each row twice (max, then the sums);
 // backward reads it once more to write the gradient. Targets are checked before any work, so
 // an out-of-range target throws IndexError without leaving half-written outputs behind.
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/loops.h"
@@ -54,9 +58,58 @@ void linear(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& w, const Te
   });
 }
 
-void linear_backward(LinearGrads&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                     Activation) {
-  NN_THROW(ValueError, "linear_backward: the CPU row is being written");  // placeholder
+void linear_backward(LinearGrads& grads, const Tensor& grad_y, const Tensor& x, const Tensor& w,
+                     const Tensor& saved, Activation act) {
+  const int64_t m = grad_y.size(0), n = grad_y.size(1), k = x.size(1);
+  visit_floating(grad_y.dtype(), "linear_backward", [&]<class T>() {
+    using A = acc_t<T>;
+    constexpr bool kExact = std::is_same_v<T, A>;
+    using G = std::conditional_t<kExact, T, float>;  // what the GEMMs read and write
+    const TensorOptions g_opts{kExact ? grad_y.dtype() : Dtype::Float32};
+    // The GEMMs' form of a stored operand: itself, or a float32 copy of a half type.
+    auto gemm_form = [&](const Tensor& t) {
+      if constexpr (kExact) return t;
+      Tensor c = empty(t.shape(), g_opts);
+      cpu::copy(c, t);
+      return c;
+    };
+    // dY' = grad_y * act'(saved), kept in G (never rounded to a half type).
+    Tensor dyp;
+    if (kExact && act == Activation::None) {
+      dyp = grad_y;
+    } else {
+      dyp = empty({m, n}, g_opts);
+      const T* g = grad_y.data<T>();
+      const T* s = act == Activation::None ? nullptr : saved.data<T>();
+      G* d = dyp.data<G>();
+      visit_activation(act, [&]<Activation Act>() {
+        parallel_for(m, m * n, [&](int64_t r0, int64_t r1) {
+          for (int64_t i = r0 * n; i < r1 * n; ++i)
+            d[i] = G(math::activation_grad<Act, A>(static_cast<A>(g[i]),
+                                                   s ? static_cast<A>(s[i]) : A(0)));
+        });
+      });
+    }
+    const Tensor dyp3 = dyp.view({1, m, n});
+    // out (a T tensor) = the G-typed GEMM result, through a float32 scratch for the half types.
+    auto gemm_into = [&](Tensor& out, const Tensor& b, bool trans_a, int64_t rows) {
+      Tensor acc = kExact ? out : empty({rows, k}, g_opts);
+      Tensor acc3 = acc.view({1, rows, k});
+      cpu::matmul(acc3, dyp3, gemm_form(b).view({1, b.size(0), k}), trans_a, false);
+      if constexpr (!kExact) cpu::copy(out, acc);
+    };
+    if (grads.dx.defined()) gemm_into(grads.dx, w, false, m);  // dY' [m, n] w [n, k]
+    if (grads.dw.defined()) gemm_into(grads.dw, x, true, n);   // dY'^T [n, m] x [m, k]
+    if (grads.db.defined()) {
+      // Column sums in double, row by row (the oracle favours accuracy over speed).
+      std::vector<double> sums(static_cast<size_t>(n), 0.0);
+      const G* d = dyp.data<G>();
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) sums[size_t(j)] += static_cast<double>(d[i * n + j]);
+      T* db = grads.db.data<T>();
+      for (int64_t j = 0; j < n; ++j) db[j] = T(static_cast<A>(sums[size_t(j)]));
+    }
+  });
 }
 
 namespace {

@@ -13,6 +13,13 @@
 //  - a thread owns the 4 accumulators of each mma tile it holds (rows g and g + 8, columns 2t and
 //    2t + 1, g = lane / 4, t = lane % 4) and applies the epilogue to them in registers before the
 //    only store: bias, pre-activation, activation (kernels/nn_math.h), residual, cast.
+// Operand prologue (linear's backward): S, laid out like A, is staged with A into a third set of
+// stage buffers; once a thread's own cp.async copies of a slice have landed it rewrites exactly
+// the A chunks it copied, A' = activation_grad(A, S), so the existing barrier before the fragment
+// loads also publishes A' and the prologue adds no barrier. Each A' element is computed once per
+// block (not once per warp that reads it). Row sums of op(A') (the bias gradient) are taken from
+// the rewritten tile by the blocks of the first N tile (blockIdx.y == 0), which see every K slice
+// of their rows: thread t < kTileM keeps row t's sum in a register and writes it once at the end.
 // Shared-memory rows are padded by 16 bytes (K-contiguous tiles) or 8 elements (M/N-contiguous
 // tiles) so the 8 row addresses of an ldmatrix, or the 32 lanes of a TF32 fragment load, fall in
 // different banks.
@@ -20,7 +27,8 @@
 // SIMT kernel (float32 without TF32, float64): a block of 256 threads owns a 64 x 64 tile, walks
 // K in slices of 16 staged in shared memory; a thread owns a 4 x 4 set of outputs strided by 16
 // (rows ty + 16 i, columns tx + 16 j), so neighbouring threads read neighbouring B columns and
-// write neighbouring D columns. Same epilogue.
+// write neighbouring D columns. Same epilogue; the prologue is applied as A is read from global
+// memory, and row sums are taken from the staged tile as in the tensor-core kernel.
 #include "kernels/cuda/gemm.cuh"
 
 #include <type_traits>
@@ -55,6 +63,36 @@ __device__ NN_INLINE A activate(Activation act, A z) {
   }
   return z;
 }
+
+// g * act'(s) for a runtime activation (uniform across the grid: the switch never diverges).
+template <class A>
+__device__ NN_INLINE A activation_grad_any(Activation act, A g, A s) {
+  switch (act) {
+    case Activation::Relu:
+      return math::activation_grad<Activation::Relu, A>(g, s);
+    case Activation::Gelu:
+      return math::activation_grad<Activation::Gelu, A>(g, s);
+    case Activation::GeluTanh:
+      return math::activation_grad<Activation::GeluTanh, A>(g, s);
+    case Activation::Silu:
+      return math::activation_grad<Activation::Silu, A>(g, s);
+    case Activation::Tanh:
+      return math::activation_grad<Activation::Tanh, A>(g, s);
+    case Activation::Sigmoid:
+      return math::activation_grad<Activation::Sigmoid, A>(g, s);
+    case Activation::None:
+      break;
+  }
+  return g;
+}
+
+// The operand prologue as the kernels read it (GemmPrologue).
+struct PrologueArgs {
+  const void* saved;  // laid out like A; null when act is None
+  void* row_sum;      // [M] in the epilogue's output type, or null
+  Activation act;
+  __device__ NN_INLINE bool transforms() const { return act != Activation::None; }
+};
 
 struct EpilogueArgs {
   void* d;
@@ -97,8 +135,18 @@ struct OperandArgs {
 struct GemmArgs {
   OperandArgs a, b;
   int64_t m, n, k;
+  PrologueArgs pro;
   EpilogueArgs epi;
 };
+
+// Writes one row sum of op(A') (the prologue's a_row_sum) in the epilogue's output type.
+template <class T, class A>
+__device__ NN_INLINE void store_row_sum(const GemmArgs& args, int64_t row, A sum) {
+  if (args.epi.out_f32)
+    static_cast<float*>(args.pro.row_sum)[row] = cast<float>(sum);
+  else
+    static_cast<T*>(args.pro.row_sum)[row] = cast<T>(sum);
+}
 
 // ---- PTX wrappers (sm_80+) ------------------------------------------------------------------
 
@@ -184,9 +232,12 @@ struct TileShape {
   static_assert((kRows * kCols / kVec) % kTcThreads == 0, "chunks must split evenly");
 };
 
+// With the prologue a third set of stage buffers holds S (shaped like A).
 template <class T, bool kAK, bool kBK>
-constexpr size_t tc_smem_bytes() {
-  return size_t(kStages) * (TileShape<T, kTileM, kAK>::kElems + TileShape<T, kTileN, kBK>::kElems) *
+constexpr size_t tc_smem_bytes(bool prologue) {
+  return size_t(kStages) *
+         (TileShape<T, kTileM, kAK>::kElems * (prologue ? 2 : 1) +
+          TileShape<T, kTileN, kBK>::kElems) *
          sizeof(T);
 }
 
@@ -212,6 +263,24 @@ __device__ NN_INLINE void load_tile(T* smem, const T* g, int64_t ld, int64_t row
       for (int e = 0; e < kVec; ++e)
         s[e] = (gr < rows_lim && gc + e < cols_lim) ? g[gr * ld + gc + e] : T(0.0f);
     }
+  }
+}
+
+// The prologue on the chunks of a staged A tile that the calling thread copied in load_tile (same
+// chunk assignment), so only its own cp.async copies need to have landed: A' = act'(A; S).
+template <class T, class Shape>
+__device__ NN_INLINE void transform_own_chunks(T* sa, const T* ss, Activation act) {
+  constexpr int kVec = Shape::kVec;
+  constexpr int kChunksPerRow = Shape::kCols / kVec;
+  constexpr int kChunks = Shape::kRows * kChunksPerRow;
+#pragma unroll
+  for (int i = 0; i < kChunks / kTcThreads; ++i) {
+    const int c = int(threadIdx.x) + i * kTcThreads;
+    const int at = (c / kChunksPerRow) * Shape::kStride + (c % kChunksPerRow) * kVec;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e)
+      sa[at + e] = T(
+          activation_grad_any(act, static_cast<float>(sa[at + e]), static_cast<float>(ss[at + e])));
   }
 }
 
@@ -279,10 +348,15 @@ __global__ void __launch_bounds__(kTcThreads) gemm_tc_kernel(GemmArgs args) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* const s_a = reinterpret_cast<T*>(smem_raw);
   T* const s_b = s_a + kStages * ShapeA::kElems;
+  T* const s_s = s_b + kStages * ShapeB::kElems;  // S stages, only with the prologue
+  const bool transform = args.pro.transforms();
+  const bool row_sums = args.pro.row_sum != nullptr && blockIdx.y == 0;
 
   const int64_t z = blockIdx.z;
   const T* ga = static_cast<const T*>(args.a.ptr) + z * args.a.batch_stride;
   const T* gb = static_cast<const T*>(args.b.ptr) + z * args.b.batch_stride;
+  const T* gs =
+      transform ? static_cast<const T*>(args.pro.saved) + z * args.a.batch_stride : nullptr;
   const int64_t m0 = int64_t(blockIdx.x) * kTileM, n0 = int64_t(blockIdx.y) * kTileN;
   const int64_t M = args.m, N = args.n, K = args.k;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
@@ -296,6 +370,13 @@ __global__ void __launch_bounds__(kTcThreads) gemm_tc_kernel(GemmArgs args) {
       load_tile<T, ShapeA>(sa, ga, args.a.ld, m0, k0, M, K, args.a.vec);
     else
       load_tile<T, ShapeA>(sa, ga, args.a.ld, k0, m0, K, M, args.a.vec);
+    if (transform) {  // S shares A's layout, so the same chunks land in the same places
+      T* ss = s_s + stage * ShapeA::kElems;
+      if constexpr (kAK)
+        load_tile<T, ShapeA>(ss, gs, args.a.ld, m0, k0, M, K, args.a.vec);
+      else
+        load_tile<T, ShapeA>(ss, gs, args.a.ld, k0, m0, K, M, args.a.vec);
+    }
     if constexpr (kBK)
       load_tile<T, ShapeB>(sb, gb, args.b.ld, n0, k0, N, K, args.b.vec);
     else
@@ -303,6 +384,7 @@ __global__ void __launch_bounds__(kTcThreads) gemm_tc_kernel(GemmArgs args) {
   };
 
   float acc[kFragsM][kFragsN][4] = {};
+  float row_sum = 0.0f;  // thread t < kTileM: row m0 + t of op(A'), over the slices seen so far
   const int64_t k_tiles = ceil_div(K, kTileK);
   // One commit group per slice, empty ones included, so wait_group counts slices exactly.
 #pragma unroll
@@ -312,14 +394,24 @@ __global__ void __launch_bounds__(kTcThreads) gemm_tc_kernel(GemmArgs args) {
   }
   for (int64_t kt = 0; kt < k_tiles; ++kt) {
     cp_async_wait<kStages - 2>();  // slice kt has landed (this thread's copies) ...
-    __syncthreads();               // ... everyone's, and slice kt - 1 is no longer read
+    const int stage = int(kt % kStages);
+    if (transform)  // ... so this thread may rewrite the chunks it copied
+      transform_own_chunks<T, ShapeA>(s_a + stage * ShapeA::kElems, s_s + stage * ShapeA::kElems,
+                                      args.pro.act);
+    __syncthreads();  // everyone's copies (and A') are visible; slice kt - 1 is no longer read
     const int64_t next = kt + kStages - 1;
     if (next < k_tiles) load_stage(int(next % kStages), next);
     cp_async_commit();
 
-    const int stage = int(kt % kStages);
     const T* sa = s_a + stage * ShapeA::kElems;
     const T* sb = s_b + stage * ShapeB::kElems;
+    if (row_sums && threadIdx.x < kTileM) {
+      const int r = int(threadIdx.x);
+#pragma unroll 8
+      for (int kk = 0; kk < kTileK; ++kk)
+        row_sum +=
+            static_cast<float>(kAK ? sa[r * ShapeA::kStride + kk] : sa[kk * ShapeA::kStride + r]);
+    }
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += kMmaK) {
       uint32_t fa[kFragsM][4], fb[kFragsN][2];
@@ -335,6 +427,8 @@ __global__ void __launch_bounds__(kTcThreads) gemm_tc_kernel(GemmArgs args) {
     }
   }
   cp_async_wait<0>();  // no copy may still target shared memory when the block exits
+  if (row_sums && threadIdx.x < kTileM && m0 + threadIdx.x < M)
+    store_row_sum<T>(args, m0 + threadIdx.x, row_sum);
 
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -371,11 +465,16 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_simt_kernel(GemmArgs args, 
   const int64_t z = blockIdx.z;
   const T* ga = static_cast<const T*>(args.a.ptr) + z * args.a.batch_stride;
   const T* gb = static_cast<const T*>(args.b.ptr) + z * args.b.batch_stride;
+  const bool transform = args.pro.transforms();
+  const bool row_sums = args.pro.row_sum != nullptr && blockIdx.y == 0;
+  const T* gs =
+      transform ? static_cast<const T*>(args.pro.saved) + z * args.a.batch_stride : nullptr;
   const int64_t m0 = int64_t(blockIdx.x) * kSimtTile, n0 = int64_t(blockIdx.y) * kSimtTile;
   const int64_t M = args.m, N = args.n, K = args.k;
   const int tx = threadIdx.x % kSimtSide, ty = threadIdx.x / kSimtSide;
 
   A acc[kSimtPerThread][kSimtPerThread] = {};
+  A row_sum = A(0);  // thread t < kSimtTile: row m0 + t of op(A')
   for (int64_t k0 = 0; k0 < K; k0 += kSimtK) {
     // Consecutive threads walk the operand's contiguous dimension, so global loads coalesce.
     for (int e = threadIdx.x; e < kSimtTile * kSimtK; e += kSimtThreads) {
@@ -383,7 +482,11 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_simt_kernel(GemmArgs args, 
       const int kk = lay.trans_a ? e / kSimtTile : e % kSimtK;
       const int64_t gm = m0 + outer, gk = k0 + kk;
       T v = T(0);
-      if (gm < M && gk < K) v = lay.trans_a ? ga[gk * args.a.ld + gm] : ga[gm * args.a.ld + gk];
+      if (gm < M && gk < K) {
+        const int64_t at = lay.trans_a ? gk * args.a.ld + gm : gm * args.a.ld + gk;
+        v = ga[at];
+        if (transform) v = T(activation_grad_any(args.pro.act, A(v), A(gs[at])));
+      }
       s_a[kk][outer] = v;
     }
     for (int e = threadIdx.x; e < kSimtTile * kSimtK; e += kSimtThreads) {
@@ -395,6 +498,10 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_simt_kernel(GemmArgs args, 
       s_b[kk][outer] = v;
     }
     __syncthreads();
+    if (row_sums && threadIdx.x < kSimtTile) {
+#pragma unroll
+      for (int kk = 0; kk < kSimtK; ++kk) row_sum += A(s_a[kk][threadIdx.x]);
+    }
 #pragma unroll
     for (int kk = 0; kk < kSimtK; ++kk) {
       A av[kSimtPerThread], bv[kSimtPerThread];
@@ -417,6 +524,8 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_simt_kernel(GemmArgs args, 
       if (row < M && col < N) epilogue<T>(args.epi, z, row, col, acc[i][j]);
     }
   }
+  if (row_sums && threadIdx.x < kSimtTile && m0 + threadIdx.x < M)
+    store_row_sum<T>(args, m0 + threadIdx.x, row_sum);
 }
 
 // ---- host side ------------------------------------------------------------------------------
@@ -447,6 +556,12 @@ bool check_problem(const char* fn, const GemmProblem& p, const GemmEpilogue& e) 
   NN_CHECK(p.d != nullptr, ValueError, fn, ": output pointer is null");
   NN_CHECK(p.k == 0 || (p.a != nullptr && p.b != nullptr), ValueError, fn,
            ": operand pointer is null");
+  const GemmPrologue& pro = p.a_prologue;
+  NN_CHECK(pro.act == Activation::None || p.k == 0 || pro.saved != nullptr, ValueError, fn,
+           ": the prologue's activation ", activation_name(pro.act),
+           " needs the saved tensor, got a null pointer");
+  NN_CHECK(pro.a_row_sum == nullptr || p.batch == 1, ValueError, fn,
+           ": row sums of A need batch 1, got batch ", p.batch);
   return true;
 }
 
@@ -454,6 +569,12 @@ GemmArgs make_args(const GemmProblem& p, const GemmEpilogue& e) {
   GemmArgs args;
   args.a = operand(p.a, p.lda, p.batch_stride_a, p.dtype);
   args.b = operand(p.b, p.ldb, p.batch_stride_b, p.dtype);
+  const GemmPrologue& pro = p.a_prologue;
+  const bool transform = pro.act != Activation::None && p.k > 0;
+  // S is staged like A: 16-byte copies only when both qualify.
+  if (transform) args.a.vec = args.a.vec && is_aligned(pro.saved, kVectorBytes);
+  args.pro = PrologueArgs{transform ? pro.saved : nullptr, pro.a_row_sum,
+                          transform ? pro.act : Activation::None};
   args.m = p.m;
   args.n = p.n;
   args.k = p.k;
@@ -466,14 +587,14 @@ GemmArgs make_args(const GemmProblem& p, const GemmEpilogue& e) {
 
 template <class T, bool kAK, bool kBK>
 void launch_tc(const GemmArgs& args, int64_t batch, cudaStream_t stream) {
-  constexpr size_t kBytes = tc_smem_bytes<T, kAK, kBK>();
+  const size_t bytes = tc_smem_bytes<T, kAK, kBK>(args.pro.act != Activation::None);
   auto* kernel = &gemm_tc_kernel<T, kAK, kBK>;
   // Above 48 KiB a block must opt in; the attribute is per device, so set it on every call.
   NN_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kBytes)));
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
   const dim3 grid(static_cast<unsigned>(ceil_div(args.m, kTileM)),
                   static_cast<unsigned>(ceil_div(args.n, kTileN)), static_cast<unsigned>(batch));
-  kernel<<<grid, kTcThreads, kBytes, stream>>>(args);
+  kernel<<<grid, kTcThreads, bytes, stream>>>(args);
   NN_CUDA_CHECK_LAUNCH();
 }
 

@@ -17,6 +17,18 @@
 //   bias: [N], shared by all batches. A batch stride of 0 broadcasts that operand.
 // A and B have `dtype`; D, bias, residual and pre have the epilogue's out_dtype, which is `dtype`
 // or float32 (the optional cast of the output). K == 0 gives acc = 0 (the epilogue still runs).
+//
+// Operand prologue (linear's backward, GemmPrologue): when a_prologue.act != None, every element
+// of A is replaced, as it is staged on chip, by
+//   A'(i, k) = math::activation_grad<act>(A(i, k), S(i, k))
+// where S (`saved`, `dtype`) is laid out exactly like A (same lda, batch stride and trans_a): with
+// A = grad_y and S what activation_saved(act) keeps, op(A') is dY' = grad_y * act'(z), and dY'
+// never goes to memory. The half types compute A' in float32 and round it once to `dtype` (the
+// tensor cores' input). When a_row_sum is set (batch 1 only), it receives the row sums of op(A')
+// in out_dtype, a [M] vector: sum_k op(A')(i, k), accumulated in float32 (float64 for float64) in
+// fixed order, written once per row (no atomics, deterministic). With dW = dY'^T x (A = grad_y
+// stored [rows, out], trans_a) those row sums are linear's bias gradient.
+//
 // All calls enqueue on `stream` and never synchronise; the device must be current.
 #pragma once
 
@@ -29,6 +41,12 @@
 
 namespace nn::cuda {
 
+struct GemmPrologue {
+  Activation act = Activation::None;  // None: A is used as stored
+  const void* saved = nullptr;        // S, laid out like A; needed unless act is None
+  void* a_row_sum = nullptr;          // [M] in out_dtype, or null (batch must be 1)
+};
+
 struct GemmProblem {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   Dtype dtype = Dtype::Float32;  // of A and B
@@ -38,6 +56,7 @@ struct GemmProblem {
   int64_t lda = 0, ldb = 0, ldd = 0;
   int64_t batch_stride_a = 0, batch_stride_b = 0, batch_stride_d = 0;
   bool trans_a = false, trans_b = false;
+  GemmPrologue a_prologue;  // applied to A as it is staged (see above)
 };
 
 struct GemmEpilogue {
@@ -50,9 +69,9 @@ struct GemmEpilogue {
 
 // Whether gemm_tensor_core takes the problem: A/B bfloat16 or float16, or float32 while
 // nn::allow_tf32() (TF32 inputs, float32 accumulation); out_dtype the input dtype or float32;
-// batch and the number of N tiles within the grid's y/z limits. Any M, N, K and any leading
-// dimension: operands whose base, leading dimension and batch stride are 16-byte multiples are
-// staged with 16-byte cp.async, others element by element (correct, slower).
+// batch and the number of N tiles within the grid's y/z limits; a_row_sum only with batch 1. Any M,
+// N, K and any leading dimension: operands whose base, leading dimension and batch stride are
+// 16-byte multiples are staged with 16-byte cp.async, others element by element (correct, slower).
 bool gemm_tensor_core_supports(const GemmProblem& p, const GemmEpilogue& e);
 
 // Tensor-core kernel (mma.sync m16n8k16 for the half types, m16n8k8 TF32 for float32).
