@@ -93,8 +93,8 @@ Variable log_softmax(const Variable& x, int64_t dim = -1);
 // ---- matmul and the fused neural-network ops -------------------------------------------------
 Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
 Variable bmm(const Variable& a, const Variable& b);
-// act(x w^T + b) through the op table's fused row; saves the pre-activation only when a
-// gradient will be needed. b may be undefined.
+// act(x w^T + b) through the op table's fused row; keeps what backward needs (y itself or the
+// pre-activation, see activation_saved) only when a gradient will be needed. b may be undefined.
 Variable linear(const Variable& x, const Variable& w, const Variable& b = {},
                 Activation act = Activation::None);
 
