@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nn-train from the command line: a short run writes its checkpoint, CSV and weights; --resume
-# continues it; bad flags, a missing data set and a corrupt checkpoint give clear errors.
+# continues it; short runs of the CNN and the ResNet train; bad flags, a missing data set and a corrupt checkpoint give clear errors.
 # Usage: nn_train_smoke.sh NN_TRAIN_BINARY WORK_DIR
 set -uo pipefail
 bin=$1
@@ -37,9 +37,18 @@ expect 0 "resumed from .* after epoch 2" --epochs 3 --resume "$work/run/checkpoi
 [[ $(wc -l <"$work/run/metrics.csv") -eq 4 ]] || fail "resume should append epoch 3 to metrics.csv"
 tail -1 "$work/run/metrics.csv" | grep -q '^3,' || fail "the resumed run's epoch is 3"
 
+# The convolutional models, narrow: a CNN with batch norm, then a ResNet.
+expect 0 "test accuracy: 0\.[0-9]+" --model cnn --channels 4,8 --batch-norm --epochs 1 "${common[@]}" --out "$work/cnn"
+[[ -f $work/cnn/nn-train-cnn.safetensors ]] || fail "no cnn weights written"
+expect 0 "layer2\): ResidualBlock" --model resnet --channels 4,8 --epochs 1 "${common[@]}" --out "$work/resnet"
+[[ -f $work/resnet/nn-train-resnet.safetensors ]] || fail "no resnet weights written"
+expect 1 "load_state_dict: .*missing" --model cnn --channels 4,8 --resume "$work/run/checkpoint.safetensors" "${common[@]}" --out "$work/cnn2"
+
 expect 1 "dataset-fashion-mnist or pass --data" --data "$work/no-such-dir" "${common[@]}"
-expect 2 "unknown model 'resnet9000'" --model resnet9000
-expect 2 "cnn needs Conv2d" --model cnn
+expect 2 "unknown model 'resnet9000' \(expected mlp, cnn or resnet\)" --model resnet9000
+expect 2 "--model cnn takes two --channels widths" --model cnn --channels 8
+expect 2 "--channels expects an integer" --model cnn --channels 8,wide
+expect 2 "--channels and --batch-norm apply to --model cnn or resnet" --channels 8,16
 expect 2 "unknown flag '--bogus'" --bogus
 expect 2 "--epochs expects an integer" --epochs many
 expect 2 "--lr needs a value" --lr
