@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -146,8 +147,11 @@ void check_conv(const ConvCase& k, Dtype dtype, uint32_t seed) {
   const Conv2dGrads g = conv2d_backward(gy, x, w, k.opt, true, true, true);
   ASSERT_TRUE(g.dx.defined() && g.dw.defined() && g.db.defined());
   EXPECT_LE(max_rel(g.dx, f64(ref.dx, x.shape()), 1.0), tol) << "dx";
-  EXPECT_LE(max_rel(g.dw, f64(ref.dw, w.shape()), 1.0), tol * 4) << "dw";
-  EXPECT_LE(max_rel(g.db, f64(ref.db, {k.o}), 1.0), tol * 4) << "db";
+  // dw and db sum N * Ho * Wo products: rounding of the partial sums drifts like the square
+  // root of that length (the sanitizer build's built-in GEMM adds them one after another).
+  const double reduce_tol = tol * std::max(4.0, std::sqrt(double(k.n * ho * wo)) / 4.0);
+  EXPECT_LE(max_rel(g.dw, f64(ref.dw, w.shape()), 1.0), reduce_tol) << "dw";
+  EXPECT_LE(max_rel(g.db, f64(ref.db, {k.o}), 1.0), reduce_tol) << "db";
 }
 
 TEST(Conv2d, MatchesDirectLoop) {
