@@ -3,7 +3,9 @@
 // subclass the op contract promises, with a message that names the op and the offending values.
 #pragma once
 
+#include <cstdlib>
 #include <initializer_list>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -36,5 +38,20 @@ bool same_view(const Tensor& a, const Tensor& b);
 // True when src may overlap dst without being exactly the same view: reading src while writing
 // dst could then see already-written values, so src must be copied first.
 bool overlaps_partially(const Tensor& dst, const Tensor& src);
+
+// The initial value of a process-wide backend switch (LinearBackend, ConvBackend): the
+// environment variable `var` parsed by `parse`, or `fallback` when it is unset or empty.
+// A value `parse` rejects is a ValueError naming the variable and `expected`.
+template <class E>
+E backend_from_env(const char* var, E fallback, E (*parse)(const std::string&),
+                   const char* expected) {
+  const char* env = std::getenv(var);
+  if (env == nullptr || *env == '\0') return fallback;
+  try {
+    return parse(env);
+  } catch (const ValueError&) {
+    NN_THROW(ValueError, var, "=\"", env, "\" is not one of ", expected);
+  }
+}
 
 }  // namespace nn::detail

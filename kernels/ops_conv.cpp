@@ -57,16 +57,8 @@ namespace {
 
 std::atomic<ConvBackend>& conv_backend_state() {
   // A function-local static: initialised once, on first use, even with several threads.
-  static std::atomic<ConvBackend> state{[] {
-    const char* env = std::getenv("NN_CONV_BACKEND");
-    if (env == nullptr || *env == '\0') return ConvBackend::Auto;
-    try {
-      return parse_conv_backend(env);
-    } catch (const ValueError&) {
-      NN_THROW(ValueError, "NN_CONV_BACKEND=\"", env,
-               "\" is not a conv backend, expected auto, cudnn or ours");
-    }
-  }()};
+  static std::atomic<ConvBackend> state{detail::backend_from_env(
+      "NN_CONV_BACKEND", ConvBackend::Auto, &parse_conv_backend, "auto, cudnn or ours")};
   return state;
 }
 

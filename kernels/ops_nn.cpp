@@ -82,16 +82,8 @@ namespace {
 
 std::atomic<LinearBackend>& linear_backend_state() {
   // A function-local static: initialised once, on first use, even with several threads.
-  static std::atomic<LinearBackend> state{[] {
-    const char* env = std::getenv("NN_LINEAR_BACKEND");
-    if (env == nullptr || *env == '\0') return LinearBackend::Auto;
-    try {
-      return parse_linear_backend(env);
-    } catch (const ValueError&) {
-      NN_THROW(ValueError, "NN_LINEAR_BACKEND=\"", env,
-               "\" is not a linear backend, expected auto, cublas or ours");
-    }
-  }()};
+  static std::atomic<LinearBackend> state{detail::backend_from_env(
+      "NN_LINEAR_BACKEND", LinearBackend::Auto, &parse_linear_backend, "auto, cublas or ours")};
   return state;
 }
 
@@ -395,10 +387,10 @@ bool optimizer_state_used(const OptimizerHyper& h, int slot) {
 const char* optimizer_state_role(const OptimizerHyper& h, int slot) {
   if (!optimizer_state_used(h, slot)) return "";
   static const char* const kRoles[][3] = {
-      {"momentum buffer", "", ""},                        // Sgd
-      {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},        // Adam
-      {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},        // AdamW
-      {"square_avg", "momentum buffer", "grad_avg"}};     // RMSprop
+      {"momentum buffer", "", ""},                     // Sgd
+      {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},     // Adam
+      {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},     // AdamW
+      {"square_avg", "momentum buffer", "grad_avg"}};  // RMSprop
   return kRoles[int(h.kind)][slot];
 }
 
