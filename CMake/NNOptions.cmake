@@ -8,6 +8,13 @@ option(NN_BUILD_BENCH "Build the Google Benchmark programs when Google Benchmark
 option(NN_BUILD_APPS "Build the programs under apps/" ON)
 option(NN_WERROR "Treat warnings in our own targets as errors" ON)
 option(NN_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+set(NN_PYTHON AUTO CACHE STRING
+    "Build the nn_cuda Python module (pybind11): AUTO (when pybind11 and Python headers are found), ON, OFF")
+set_property(CACHE NN_PYTHON PROPERTY STRINGS AUTO ON OFF)
+string(TOUPPER "${NN_PYTHON}" NN_PYTHON)
+if(NOT NN_PYTHON MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "NN_PYTHON must be AUTO, ON or OFF, got '${NN_PYTHON}'")
+endif()
 
 string(TOUPPER "${NN_CUDA}" NN_CUDA)
 if(NOT NN_CUDA MATCHES "^(AUTO|ON|OFF)$")
