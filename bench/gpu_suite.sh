@@ -3,7 +3,9 @@
 # It configures and builds a Release build for the GPU present, runs the whole CTest suite (label
 # gpu included), runs the GPU test binary under compute-sanitizer (memcheck, racecheck,
 # synccheck), runs the kernel benchmarks with their PyTorch peers (eager and torch.compile) and
-# the fused linear benchmarks against cuBLASLt and PyTorch, and writes a markdown result file
+# the fused linear benchmarks against cuBLASLt and PyTorch, the conv layers of LeNet and ResNet-18
+# against cuDNN and PyTorch, one CNN training epoch against PyTorch eager (and torch.compile, and
+# LibTorch on the CPU when the build has it), and writes a markdown result file
 # (bench/report.py) under bench/results/ or --out. It exits 1 when a build, test, sanitizer or
 # benchmark step failed (after writing the report), 2 on bad arguments or when no GPU is present.
 #
@@ -20,12 +22,17 @@
 #                        CPU benchmarks and writes the report (to exercise this script)
 #   --arch ARCH          CMAKE_CUDA_ARCHITECTURES (default: the GPU's compute_cap, 9.0 -> 90)
 #   --steps LIST         comma-separated subset of configure,build,test,sanitize,bench,
-#                        bench_linear,report (default: all; report always runs last). bench:
-#                        matmul, softmax/cross-entropy, the MLP step, PyTorch's kernels and the
-#                        ceilings; bench_linear: GEMM + bias + activation, ours / cuBLASLt / auto
-#                        and PyTorch eager / compile. Each is sized for one 10-minute call on an
-#                        H100, torch.compile's share capped (bench 120 s, bench_linear 150 s;
-#                        60 and 90 with --quick)
+#                        bench_linear,bench_conv,cnn_epoch,report (default: all; report always
+#                        runs last). bench: matmul, softmax/cross-entropy, the MLP step, PyTorch's
+#                        kernels and the ceilings; bench_linear: GEMM + bias + activation, ours /
+#                        cuBLASLt / auto and PyTorch eager / compile; bench_conv: the conv layers
+#                        of LeNet and ResNet-18, each pass, ours / cuDNN / auto and PyTorch;
+#                        cnn_epoch: one Fashion-MNIST epoch of nn-train's CNN (plain and with
+#                        batch norm), ours and PyTorch eager / compile, and its learning check.
+#                        Each is sized for one 10-minute call on an H100, PyTorch's share capped
+#                        (torch.compile: bench 120 s, bench_linear 150 s; 60 and 90 with --quick;
+#                        bench_conv's PyTorch cases 150 s, 60 with --quick; cnn_epoch's compiled
+#                        epoch 240 s)
 #   --sanitizer-filter F GoogleTest filter for the sanitizer runs (--quick has a default)
 #
 # Environment: JOBS (default nproc), NN_CMAKE_ARGS (extra configure arguments), NN_CTEST_ARGS
@@ -41,7 +48,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 PYTHON=${PYTHON:-python3}
 NVIDIA_SMI=${NVIDIA_SMI:-nvidia-smi}
-ALL_STEPS=(configure build test sanitize bench bench_linear report)
+ALL_STEPS=(configure build test sanitize bench bench_linear bench_conv cnn_epoch report)
 QUICK_SANITIZER_FILTER='CudaRuntime.*:TensorGpu.*:RandomGpu.*:OpGpu*:NnOpsGpu.*'
 
 out_dir=$ROOT/bench/results
@@ -126,6 +133,12 @@ to_file() {  # to_file FILE CMD...: CMD's stdout into FILE (its stderr still goe
   local f=$1
   shift
   "$@" >"$f"
+}
+
+add_to_file() {  # add_to_file FILE CMD...: CMD's stdout added to FILE
+  local f=$1
+  shift
+  "$@" >>"$f"
 }
 
 forget_steps() {  # drops earlier lines of the steps about to run (a rerun replaces them)
@@ -379,6 +392,67 @@ step_bench_linear() {
   fi
 }
 
+# The conv layers of LeNet and ResNet-18: 234 CUDA cases in full over 2 batches (about 100 in
+# --quick), each pass on its own, ours / cuDNN / auto; PyTorch's rows capped by a time budget.
+step_bench_conv() {
+  rm -f "$WORK"/bench_conv.json "$WORK"/conv_pytorch.jsonl
+  bench_settings
+  local min_time=0.1 qflag=() budget=150
+  [[ $MODE != gpu ]] && min_time=$BENCH_MIN_TIME
+  [[ $quick == 1 ]] && { min_time=0.05; qflag=(--quick); budget=60; }
+  run_kernel_bench bench_conv bench_conv-ours "$min_time" "${qflag[@]}"
+  if have_torch_cuda; then
+    run_step bench_conv-pytorch "$WORK/conv_pytorch.log" \
+      to_file "$WORK/conv_pytorch.jsonl" "$PYTHON" "$ROOT/bench/cnn_pytorch.py" conv \
+      "${qflag[@]}" --budget "$budget"
+  else
+    record bench_conv-pytorch skipped 0 "$(no_torch_reason)"
+  fi
+}
+
+# One CNN training epoch (nn-train's CNN, plain and with batch norm): ours on the device, PyTorch
+# eager (and one torch.compile'd epoch, time-capped) on the same device, ours against LibTorch on
+# the CPU when the build found LibTorch (a slice of the epoch: the CPU is slow), then the learning
+# check. A CPU dry run trains a slice on the CPU only.
+step_cnn_epoch() {
+  rm -f "$WORK"/cnn_epoch_*.jsonl "$WORK"/cnn_epoch*.log "$WORK"/cnn_epoch.md
+  bench_settings
+  local bin=$build_dir/bench/bench_cnn_epoch args=() variant data
+  # LibTorch's OpenMP threads spin between regions unless told not to (cnn_epoch_compare.sh).
+  local -x OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+  [[ $MODE != gpu ]] && args=(--limit 1280 --warmup 1)
+  [[ $quick == 1 && $MODE == gpu ]] && args=(--limit 20480)
+  for variant in "" --batch-norm; do
+    run_step "cnn_epoch-ours${variant:+_bn}" "$WORK/cnn_epoch_ours${variant:+_bn}.log" \
+      add_to_file "$WORK/cnn_epoch_ours.jsonl" "$bin" --device "$BENCH_DEVICE" --json \
+      "${args[@]}" $variant
+  done
+  local cache=$build_dir/CMakeCache.txt
+  if [[ $MODE == gpu ]] && grep -qs '^Torch_DIR:' "$cache" &&
+     ! grep -qs '^Torch_DIR:.*NOTFOUND' "$cache"; then
+    run_step cnn_epoch-libtorch_cpu "$WORK/cnn_epoch_cpu.log" \
+      add_to_file "$WORK/cnn_epoch_ours.jsonl" "$bin" --device cpu --json --limit 6400
+  fi
+  if have_torch_cuda; then
+    data=$("$PYTHON" -c 'import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        print(json.loads(line).get("data", "")); break' "$WORK/cnn_epoch_ours.jsonl" \
+      2>/dev/null || true)
+    local py=("$PYTHON" "$ROOT/bench/cnn_pytorch.py" epoch --device cuda ${data:+--data "$data"})
+    for variant in "" --batch-norm; do
+      run_step "cnn_epoch-pytorch${variant:+_bn}" "$WORK/cnn_epoch_pytorch${variant:+_bn}.log" \
+        add_to_file "$WORK/cnn_epoch_pytorch.jsonl" "${py[@]}" "${args[@]}" $variant
+    done
+    run_step cnn_epoch-pytorch_compile "$WORK/cnn_epoch_pytorch_compile.log" \
+      add_to_file "$WORK/cnn_epoch_pytorch.jsonl" timeout 240 "${py[@]}" "${args[@]}" --compile
+  else
+    record cnn_epoch-pytorch skipped 0 "$(no_torch_reason)"
+  fi
+  run_step cnn_epoch-check "$WORK/cnn_epoch_check.log" \
+    "$PYTHON" "$ROOT/bench/report.py" "$WORK" --only cnn_epoch --out "$WORK/cnn_epoch.md"
+}
+
 step_report() {
   local slug file
   slug=$(echo "${GPU_NAME:-cpu}" | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9]\{1,\}/-/g; s/^-//; s/-$//')
@@ -428,6 +502,12 @@ main() {
       step_bench_linear
     fi
   fi
+  local heavy
+  for heavy in bench_conv cnn_epoch; do
+    if wants "$heavy"; then
+      if [[ $broken == 1 ]]; then record "$heavy" skipped 0 "build failed"; else "step_$heavy"; fi
+    fi
+  done
   REPORT=""
   step_report  # always: a failed run's report says what failed
 

@@ -17,11 +17,18 @@ section out (a CPU dry run, --skip-sanitizer, no PyTorch):
   kernels_pytorch_linear.jsonl   the same script's linear rows (the suite's bench_linear step)
   mlp_step_ours.jsonl      bench_mlp_step --json
   mlp_step_pytorch.jsonl   bench/mlp_step_pytorch.py
+  bench_conv.json          conv layers of LeNet and ResNet-18: ours, cuDNN and auto, each pass
+  conv_pytorch.jsonl       bench/cnn_pytorch.py conv: PyTorch's (cuDNN's) time for each layer
+  cnn_epoch_ours.jsonl     bench_cnn_epoch --json (ours, and LibTorch when built with it)
+  cnn_epoch_pytorch.jsonl  bench/cnn_pytorch.py epoch (eager, torch.compile)
 Ratios are peer time / our time: above 1, libnn_cuda is faster; a peer missing from the run
 reads "n/a". The issue's goals (0.9x cuBLASLt on large bf16 GEMMs, 1.0x PyTorch eager on fused
-linear + activation, softmax at 85% of the measured copy bandwidth) are reported as "met" or with
-their gap, never as a failure. Standard library only: the GPU image has Python but no package
-registry.
+linear + activation, softmax at 85% of the measured copy bandwidth, 0.9x cuDNN on ResNet-18's
+bf16 convolutions, Auto within 5% of the faster backend, a CNN epoch at least as fast as PyTorch
+eager on the GPU and LibTorch on the CPU) are reported as "met" or with their gap, never as a
+failure. The CNN epoch's learning check (both sides learned, final losses close) is a check:
+`--only cnn_epoch` (bench/cnn_epoch_compare.sh) exits 1 when it fails. Standard library only:
+the GPU image has Python but no package registry.
 """
 import argparse
 import json
@@ -38,6 +45,16 @@ GOAL_CUBLASLT_RATIO = 0.9   # ours / cuBLASLt throughput on large bf16 GEMMs
 GOAL_LARGE_GEMM_DIM = 4096  # "large": M, N and K all at least this
 GOAL_EAGER_RATIO = 1.0      # ours / PyTorch eager throughput on fused linear + activation
 GOAL_SOFTMAX_SHARE = 0.85   # softmax GB/s over the measured copy ceiling
+GOAL_CUDNN_RATIO = 0.9      # ours / cuDNN throughput on ResNet-18's bf16 convolutions, batch 256
+GOAL_CONV_BATCH = 256
+GOAL_AUTO_SHARE = 0.95      # auto's throughput over the faster of ours and cuDNN
+GOAL_EPOCH_RATIO = 1.0      # peer epoch time / ours
+# The CNN epoch's learning check: a side learned when its final loss is below this share of its
+# first-step loss; two sides agree when their final losses differ by at most
+# EPOCH_LOSS_SLACK + EPOCH_LOSS_SHARE x the smaller (bench_cnn_epoch.cpp's losses_agree).
+EPOCH_LEARNED_SHARE = 0.75
+EPOCH_LOSS_SLACK, EPOCH_LOSS_SHARE = 0.1, 0.25
+CONV_DIRECTIONS = ("fwd", "bwd_data", "bwd_weight")
 ROWWISE_KINDS = ("softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
                  "cross_entropy", "cross_entropy_backward")
 SOFTMAX_GOAL_KINDS = ROWWISE_KINDS[:4]
@@ -49,6 +66,14 @@ GOALS = {
              "(every dtype, shape, fwd and bwd)",
     "softmax": f"softmax and log_softmax, fwd and bwd, at {' and '.join(ISSUE_ROWWISE_SHAPES)}: "
                f">= {GOAL_SOFTMAX_SHARE:.0%} of the measured copy bandwidth",
+    "conv_cudnn": f"ResNet-18's conv layers in bf16 at batch {GOAL_CONV_BATCH}: ours >= "
+                  f"{GOAL_CUDNN_RATIO:.1f}x cuDNN (fwd, bwd_data, bwd_weight)",
+    "conv_auto": f"conv backend auto: >= {GOAL_AUTO_SHARE:.0%} of the faster of ours and cuDNN "
+                 "(every layer, batch, dtype and pass)",
+    "epoch_eager": f"one CNN training epoch on the GPU: ours >= {GOAL_EPOCH_RATIO:.1f}x PyTorch "
+                   "eager",
+    "epoch_libtorch": f"one CNN training epoch on the CPU: ours >= {GOAL_EPOCH_RATIO:.1f}x "
+                      "LibTorch",
 }
 # Which measured ceiling a linear row's dtype is held against.
 LINEAR_CEILING = {"bfloat16": "bf16", "float16": "float16", "float32_tf32": "tf32",
@@ -256,13 +281,46 @@ def judge(goal, values, target, show, missing):
             f"{len(below)} of {len(values)} row(s) below: {listed}{more}")
 
 
+def conv_role(layer):
+    """What a layer named <net>-<C>x<H>-<O>-k<k>s<stride> is in its network."""
+    m = re.fullmatch(r"([a-z0-9]+)-(\d+)x(\d+)-(\d+)-k(\d+)s(\d+)", layer)
+    if not m:
+        return "?"
+    k, stride = int(m.group(5)), int(m.group(6))
+    if k == 1:
+        return f"shortcut 1x1/{stride}"
+    if m.group(1) == "resnet18" and k == 7:
+        return f"stem 7x7/{stride}"
+    return f"{k}x{k}" + (f"/{stride} down" if stride > 1 else "")
+
+
+def conv_layer_sort(layer):
+    """LeNet first, then by input size (largest first) and channels, as the networks run."""
+    m = re.fullmatch(r"([a-z0-9]+)-(\d+)x(\d+)-(\d+)-k(\d+)s(\d+)", layer)
+    if not m:
+        return (2, 0, 0, 0, layer)
+    return (0 if m.group(1) == "lenet" else 1, -int(m.group(3)), int(m.group(2)),
+            int(m.group(6)), -int(m.group(5)), layer)
+
+
+def device_kind(device):
+    """'cuda:0' and 'cuda' -> 'cuda'; 'cpu' -> 'cpu'."""
+    return device.split(":")[0]
+
+
+def dev_list(devices):
+    return ", ".join(devices)
+
+
 class Report:
     def __init__(self, work):
         self.work = work
         self.env = load_env(work)
         self.steps = load_steps(work)
         self.pytorch = (load_jsonl(os.path.join(work, "kernels_pytorch.jsonl")) +
-                        load_jsonl(os.path.join(work, "kernels_pytorch_linear.jsonl")))
+                        load_jsonl(os.path.join(work, "kernels_pytorch_linear.jsonl")) +
+                        load_jsonl(os.path.join(work, "conv_pytorch.jsonl")))
+        self.epoch_problems = []  # the CNN epoch's failed learning checks, see cnn_epoch
         self.lines = []
         self.goals = {}  # key -> (goal, verdict, detail), filled by the tables, see goal_table
 
@@ -547,6 +605,175 @@ class Report:
             self.out(f"| {case} | {t:.3f} | " + " | ".join(cells) + (" |" if cells else "|"))
         self.out("")
 
+    def conv(self, ceil):
+        """The conv layers: one table per device and dtype, a row per layer, batch and pass with
+        ours, cuDNN, auto and PyTorch side by side; the cuDNN and auto goals."""
+        rows = load_gbench(os.path.join(self.work, "bench_conv.json"))
+        if not rows:
+            return
+        tables = {}
+        for r in rows:
+            p = r.get("parts", [])
+            if "error" in r or len(p) != 7 or p[0] != "conv":
+                continue
+            _, device, dtype, direction, backend, layer, batch = p
+            tables.setdefault((device, dtype), {}).setdefault(
+                (layer, batch, direction), {})[backend] = r
+        peers = {(r.get("dtype"), r.get("direction"), r.get("layer"), str(r.get("batch"))): r
+                 for r in self.peer_rows("conv") if r["mode"] == "eager"}
+        self.out("## Conv layers: LeNet and ResNet-18", "",
+                 "Each pass of one convolution on its own, through the public nn::conv2d / "
+                 "nn::conv2d_backward: fwd y = conv(x, w) (+ b), bwd_data dx, bwd_weight dw "
+                 "(+ db), each 2 N O Ho Wo C kH kW FLOP. Layers are named "
+                 "<net>-<C>x<H>-<O>-k<k>s<stride> (padding k / 2): LeNet's are nn-train's CNN "
+                 "(with bias), ResNet-18's the stem, the 3x3 convolutions of each stage, the 3x3/2 "
+                 "that open stages 2-4 and their 1x1/2 shortcuts (no bias). ours = "
+                 "set_conv_backend(Ours), cuDNN = (Cudnn), auto = (Auto). PyTorch is F.conv2d and "
+                 "aten.convolution_backward (cuDNN, cudnn.benchmark on). vs X = X's time / ours "
+                 "(above 1: ours is faster); auto vs best = the faster of ours and cuDNN over "
+                 "auto's time. % of ceiling is against the dense matmul ceiling of the row's dtype "
+                 "(Ceilings above).", "")
+        cudnn_ratios, auto_shares = [], []
+        order = {d: i for i, d in enumerate(CONV_DIRECTIONS)}
+        for (device, dtype) in sorted(tables, key=lambda k: (k[0].startswith("cpu"), k)):
+            cases = tables[(device, dtype)]
+            ceiling = ceil[LINEAR_CEILING.get(dtype, "bf16")][0]
+            gpu = device.startswith("cuda")
+            self.out(f"### {device} {dtype}", "",
+                     "| layer | role | batch | pass | ours (us) | ours TFLOP/s | % of ceiling | "
+                     "cuDNN TFLOP/s | vs cuDNN | auto TFLOP/s | auto vs best | PyTorch TFLOP/s | "
+                     "vs PyTorch |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            keys = sorted(cases, key=lambda k: (conv_layer_sort(k[0]), int(k[1]) if
+                                                 k[1].isdigit() else 0, order.get(k[2], 9)))
+            for layer, batch, direction in keys:
+                by_backend = cases[(layer, batch, direction)]
+                ours, dnn, auto = (by_backend.get(b) for b in ("ours", "cudnn", "auto"))
+                ours_us = ours and ours["us"]
+                ours_rate = ours and ours.get("tflops")
+                peer = peers.get((dtype, direction, layer, batch)) if gpu else None
+                peer_us = peer and peer.get("ms", 0) * 1e3
+                best = min([b["us"] for b in (ours, dnn) if b and b.get("us")], default=None)
+                auto_share = best / auto["us"] if best and auto and auto.get("us") else None
+                label = f"{dtype} {direction} {layer}/{batch}"
+                if auto_share is not None and gpu:
+                    auto_shares.append((auto_share, label))
+                if (gpu and dtype == "bfloat16" and layer.startswith("resnet18") and dnn and
+                        ours_us and batch == str(GOAL_CONV_BATCH)):
+                    cudnn_ratios.append((dnn["us"] / ours_us, label))
+                cells = [layer, conv_role(layer), batch, direction, fmt_na(ours_us),
+                         fmt_rate(ours_rate),
+                         fmt(100.0 * ours_rate / ceiling, 1, "%") if ours_rate and gpu else "n/a",
+                         fmt_rate(dnn and dnn.get("tflops")), ratio_na(dnn and dnn["us"], ours_us),
+                         fmt_rate(auto and auto.get("tflops")),
+                         "n/a" if auto_share is None else f"{auto_share:.2f}",
+                         fmt_rate(peer and peer.get("tflops")), ratio_na(peer_us, ours_us)]
+                self.out("| " + " | ".join(cells) + " |")
+            self.out("")
+        if self.lines[-1] == "":
+            self.lines.pop()  # skipped() starts with the blank line
+        self.skipped(rows)
+        times = lambda v: f"{v:.2f}x"  # noqa: E731
+        self.goals["conv_cudnn"] = judge(GOALS["conv_cudnn"], cudnn_ratios, GOAL_CUDNN_RATIO, times,
+                                         "no bf16 ResNet-18 case at batch "
+                                         f"{GOAL_CONV_BATCH} with both ours and cuDNN")
+        self.goals["conv_auto"] = judge(GOALS["conv_auto"], auto_shares, GOAL_AUTO_SHARE,
+                                        lambda v: f"{v:.0%}", "no CUDA case with auto and both "
+                                        "backends")
+
+    def cnn_epoch(self):
+        """One CNN training epoch: a table per device, ours against each peer, and the check
+        that every side learned and ended near ours (problems go to self.epoch_problems)."""
+        ours_rows = load_jsonl(os.path.join(self.work, "cnn_epoch_ours.jsonl"))
+        peer_rows = load_jsonl(os.path.join(self.work, "cnn_epoch_pytorch.jsonl"))
+        rows = [r for r in ours_rows + peer_rows
+                if r.get("case") and r.get("peer") and r.get("seconds")]
+        if not rows:
+            return
+        self.out("## CNN training epoch", "",
+                 "nn-train's --model cnn (conv 3x3 32 and 64, ReLU or batch norm + ReLU, 2x2 max "
+                 "pooling, Linear 3136-128-10 with dropout 0.1) trained on Fashion-MNIST, batch "
+                 "128, Adam: case cnn[-bn]/b<batch>/n<images>. Seconds for the whole epoch (the "
+                 "steps x batch images named); ratio = peer / libnn_cuda (above 1: libnn_cuda is "
+                 "faster). LibTorch runs in the same process from our initial weights and batch "
+                 "order (on the CPU the two take turns of a few steps); PyTorch "
+                 "(bench/cnn_pytorch.py) from its own. Final loss: the mean over the epoch's last "
+                 "tenth of steps.", "")
+        devices = []
+        for r in rows:
+            dev = device_kind(r.get("device", "?"))
+            if dev not in devices:
+                devices.append(dev)
+        eager, libtorch = [], []
+        for dev in devices:
+            here = [r for r in rows if device_kind(r.get("device", "?")) == dev]
+            ours = {r["case"]: r for r in here if r["peer"] == "nn_cuda"}
+            peers = []
+            for r in here:
+                if r["peer"] != "nn_cuda" and r["peer"] not in peers:
+                    peers.append(r["peer"])
+            by = {(r["case"], r["peer"]): r for r in here}
+            threads = sorted({str(r.get("threads")) for r in here if r.get("threads")})
+            note = f" ({'/'.join(threads)} CPU threads)" if dev == "cpu" and threads else ""
+            self.out(f"### {dev}{note}", "",
+                     "| case | steps | libnn_cuda s | ms per step | final loss | " +
+                     " | ".join(f"{p} s | ratio | final loss" for p in peers) + " |",
+                     "|---|---|---|---|---|" + "---|---|---|" * len(peers))
+            for case, t in ours.items():
+                self.check_learned(dev, t)
+                cells = [case, str(t.get("steps", "-")), fmt(t["seconds"], 3),
+                         fmt(t.get("ms_per_step"), 2), fmt(t.get("final_loss"), 4)]
+                for p in peers:
+                    v = by.get((case, p))
+                    if not v:
+                        cells += ["-", "-", "-"]
+                        continue
+                    sound = self.check_learned(dev, v) & self.check_agree(dev, t, v)
+                    cells += [fmt(v["seconds"], 3), ratio(v["seconds"], t["seconds"]),
+                              fmt(v.get("final_loss"), 4)]
+                    label = f"{dev} {case}"
+                    if sound and p == "pytorch-eager" and dev == "cuda":
+                        eager.append((v["seconds"] / t["seconds"], label))
+                    if sound and p == "libtorch" and dev == "cpu":
+                        libtorch.append((v["seconds"] / t["seconds"], label))
+                self.out("| " + " | ".join(cells) + " |")
+            for (case, p), v in by.items():
+                if p != "nn_cuda" and case not in ours:
+                    self.check_learned(dev, v)
+            self.out("")
+        verdict = "passed" if not self.epoch_problems else "FAILED"
+        self.out(f"Learning check ({dev_list(devices)}): {verdict}: every side's final loss below "
+                 f"{EPOCH_LEARNED_SHARE:.0%} of its first-step loss, every peer's within "
+                 f"{EPOCH_LOSS_SLACK} + {EPOCH_LOSS_SHARE:.0%} of ours.", "")
+        for problem in self.epoch_problems:
+            self.out(f"- {problem}")
+        if self.epoch_problems:
+            self.out("")
+        times = lambda v: f"{v:.2f}x"  # noqa: E731
+        self.goals["epoch_eager"] = judge(GOALS["epoch_eager"], eager, GOAL_EPOCH_RATIO, times,
+                                          "no GPU epoch of both ours and PyTorch eager that passed "
+                                          "the learning check")
+        self.goals["epoch_libtorch"] = judge(GOALS["epoch_libtorch"], libtorch, GOAL_EPOCH_RATIO,
+                                             times, "no CPU epoch of both ours and LibTorch that "
+                                             "passed the learning check")
+
+    def check_learned(self, dev, r):
+        first, final = r.get("first_loss"), r.get("final_loss")
+        if first is None or final is None or not final < EPOCH_LEARNED_SHARE * first:
+            self.epoch_problems.append(
+                f"{r['peer']} on {dev} ({r['case']}) did not learn: final loss {fmt(final, 4)}, "
+                f"first-step loss {fmt(first, 4)}")
+            return False
+        return True
+
+    def check_agree(self, dev, ours, peer):
+        a, b = ours.get("final_loss"), peer.get("final_loss")
+        if a is None or b is None or abs(a - b) > EPOCH_LOSS_SLACK + EPOCH_LOSS_SHARE * min(a, b):
+            self.epoch_problems.append(
+                f"{peer['peer']} on {dev} ({peer['case']}): final loss {fmt(b, 4)}, too far from "
+                f"libnn_cuda's {fmt(a, 4)}")
+            return False
+        return True
+
     def ceiling_table(self, ceil):
         self.out("## Ceilings", "", "| ceiling | value | source |", "|---|---|---|")
         for key, label, unit in (("bf16", "bf16 dense matmul", "TFLOP/s"),
@@ -567,8 +794,10 @@ class Report:
         self.matmul(*ceil["bf16"])
         self.linear(ceil)
         self.rowwise(*ceil["copy"])
+        self.conv(ceil)
         self.pytorch_notes()
         self.mlp_step()
+        self.cnn_epoch()
         self.lines[goals_at:goals_at] = self.goal_table()
         raw = self.env.get("raw")
         if raw:
@@ -579,20 +808,34 @@ class Report:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("work", help="the suite's scratch folder")
-    p.add_argument("--out", required=True, help="markdown file to write")
+    p.add_argument("--out", required=True, help="markdown file to write (-: standard output)")
+    p.add_argument("--only", choices=("cnn_epoch",),
+                   help="just this section (bench/cnn_epoch_compare.sh); exit 1 when its "
+                        "learning check fails")
     args = p.parse_args(argv)
     if not os.path.isdir(args.work):
         print(f"report.py: {args.work} is not a folder", file=sys.stderr)
         return 2
     report = Report(args.work)
-    text = report.render()
+    if args.only:
+        report.cnn_epoch()
+        text = "\n".join(report.lines).rstrip() + "\n" if report.lines else ""
+        if not text:
+            print(f"report.py: no CNN epoch rows in {args.work}", file=sys.stderr)
+            return 1
+    else:
+        text = report.render()
+    log = sys.stderr if args.out == "-" else sys.stdout
     for goal, verdict, detail in report.goals.values():
-        print(f"goal: {goal}: {verdict} ({detail})")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(f"wrote {args.out}")
-    return 0
+        print(f"goal: {goal}: {verdict} ({detail})", file=log)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {args.out}")
+    return 1 if args.only and report.epoch_problems else 0
 
 
 if __name__ == "__main__":

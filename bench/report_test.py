@@ -6,8 +6,9 @@ nvidia-smi). CTest test `bench_report` (label bench); standard library only.
 bench/testdata/gbench_softmax_cpu.json was written by Google Benchmark 1.7 running
 bench_softmax on a CPU. bench/testdata/gpu_run/ is a made-up GPU run in the layout the suite
 writes (round numbers, a failed test and a racecheck finding) so every section has rows: an
-iteration of a CUDA benchmark is a batch of 10 calls, as bench_common.h times it; its linear and
-softmax rows miss each of the three goals, and some peers are absent on purpose.
+iteration of a CUDA benchmark is a batch of 10 calls, as bench_common.h times it; its linear,
+softmax and conv rows miss each of their goals, some peers are absent on purpose, and its CNN
+epoch has a PyTorch side that did not learn (the learning check fails; the epoch goals are met).
 """
 import json
 import os
@@ -190,7 +191,8 @@ class Goals(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("goal: fused linear + activation: ours >= 1.0x PyTorch eager", r.stdout)
-        self.assertEqual(r.stdout.count("goal: "), 3)
+        self.assertEqual(r.stdout.count("goal: "), len(report.GOALS))
+        self.assertEqual(len(report.GOALS), 7)
 
     def test_judge_lists_at_most_five_rows(self):
         values = [(0.5 + i / 100, f"row{i}") for i in range(8)]
@@ -234,6 +236,162 @@ class PytorchPeerScript(unittest.TestCase):
                            timeout=60)
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown families ['bogus']", r.stderr)
+
+
+class ConvSection(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.md = render(os.path.join(DATA, "gpu_run"))
+        cls.conv = cls.md[cls.md.index("## Conv layers"):cls.md.index("## PyTorch peer notes")]
+
+    def row(self, table, *cells):
+        part = self.conv[self.conv.index(f"### {table}"):]
+        part = part[:part.index("\n### ")] if "\n### " in part else part
+        for line in part.splitlines():
+            if line.startswith("|") and all(f"| {c} |" in line for c in cells):
+                return [c.strip() for c in line.strip("|").split("|")]
+        self.fail(f"no row with {cells} in {table}:\n{self.conv}")
+
+    def test_ours_cudnn_auto_and_pytorch(self):
+        # 59.19 GFLOP in 200 us = 296.0 TFLOP/s, 37.0% of the measured 800 TFLOP/s bf16 ceiling;
+        # cuDNN and auto 180 us, PyTorch 190 us.
+        r = self.row("cuda:0 bfloat16", "resnet18-64x56-64-k3s1", "fwd")
+        self.assertEqual(r[1:], ["3x3", "256", "fwd", "200.0", "296.0", "37.0%", "328.8", "0.90x",
+                                 "328.8", "1.00", "311.5", "0.95x"])
+        r = self.row("cuda:0 bfloat16", "resnet18-64x56-64-k3s1", "bwd_data")
+        self.assertEqual(r[8:], ["0.80x", "227.7", "0.77", "118.4", "2.00x"])
+        # cuDNN rejected it: n/a, and the error is listed.
+        r = self.row("cuda:0 bfloat16", "bwd_weight")
+        self.assertEqual(r[7:], ["n/a"] * 6)
+        self.assertIn("- 1 case(s) not run: conv2d_backward: cuDNN rejected", self.conv)
+
+    def test_roles_order_and_cpu_last(self):
+        self.assertEqual(self.row("cuda:0 bfloat16", "resnet18-3x224-64-k7s2")[1], "stem 7x7/2")
+        self.assertLess(self.conv.index("resnet18-3x224"), self.conv.index("resnet18-64x56"))
+        self.assertLess(self.conv.index("### cuda:0 float32_tf32"), self.conv.index("### cpu"))
+        self.assertEqual(self.row("cpu float32", "lenet-1x28-32-k3s1")[4:7],
+                         ["5000.0", "0.006", "n/a"])
+
+    def test_roles(self):
+        self.assertEqual(report.conv_role("resnet18-64x56-128-k1s2"), "shortcut 1x1/2")
+        self.assertEqual(report.conv_role("resnet18-64x56-128-k3s2"), "3x3/2 down")
+        self.assertEqual(report.conv_role("lenet-1x28-32-k3s1"), "3x3")
+        self.assertEqual(report.conv_role("bogus"), "?")
+
+    def test_goals(self):
+        goals = self.md[self.md.index("## Goals"):self.md.index("## Ceilings")]
+        self.assertIn("| gap: worst 0.80x against 0.90x | 1 of 2 row(s) below: 0.80x at bfloat16 "
+                      "bwd_data resnet18-64x56-64-k3s1/256 |", goals)
+        # The stem's batch 64 and the float32 LeNet row count for auto, not for the cuDNN goal.
+        self.assertIn("| gap: worst 77% against 95% | 1 of 4 row(s) below: 77% at bfloat16 "
+                      "bwd_data resnet18-64x56-64-k3s1/256 |", goals)
+
+
+class CnnEpochSection(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.md = render(os.path.join(DATA, "gpu_run"))
+        cls.epoch = cls.md[cls.md.index("## CNN training epoch"):]
+
+    def test_tables_per_device_with_ratios(self):
+        self.assertIn("| cnn/b128/n59904 | 468 | 2.000 | 4.27 | 0.4000 | 3.000 | 1.50x | 0.4200 | "
+                      "1.500 | 0.75x | 0.4100 |", self.epoch)
+        self.assertIn("### cpu (16 CPU threads)", self.epoch)
+        self.assertIn("| cnn/b128/n6400 | 50 | 40.000 | 800.00 | 0.9000 | 50.000 | 1.25x | "
+                      "0.9500 |", self.epoch)
+        self.assertIn("| cnn-bn/b128/n59904 | 468 | 2.500 | 5.34 | 0.3500 | 2.000 | 0.80x | "
+                      "2.2000 | - | - | - |", self.epoch)
+
+    def test_learning_check_names_the_side_that_did_not_learn(self):
+        self.assertIn("Learning check (cuda, cpu): FAILED", self.epoch)
+        self.assertIn("- pytorch-eager on cuda (cnn-bn/b128/n59904) did not learn: final loss "
+                      "2.2000, first-step loss 2.3000", self.epoch)
+
+    def test_goals_leave_out_rows_that_failed_the_check(self):
+        goals = self.md[self.md.index("## Goals"):self.md.index("## Ceilings")]
+        # cnn-bn's 0.80x is not counted: its PyTorch side did not learn.
+        self.assertIn("| met | 1 row(s); worst 1.50x (cuda cnn/b128/n59904) |", goals)
+        self.assertIn("| met | 1 row(s); worst 1.25x (cpu cnn/b128/n6400) |", goals)
+
+    def run_only(self, work):
+        out = subprocess.run([sys.executable, os.path.join(HERE, "report.py"), work, "--only",
+                              "cnn_epoch", "--out", "-"], capture_output=True, text=True,
+                             timeout=60)
+        return out
+
+    def test_only_cnn_epoch_exits_1_when_the_check_fails(self):
+        r = self.run_only(os.path.join(DATA, "gpu_run"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertTrue(r.stdout.startswith("## CNN training epoch"), r.stdout)
+        self.assertNotIn("## Conv", r.stdout)
+
+    def test_only_cnn_epoch_passes_and_fails_on_disagreement(self):
+        rows = [{"case": "cnn/b128/n1280", "peer": "nn_cuda", "device": "cpu", "seconds": 2.0,
+                 "steps": 10, "ms_per_step": 200.0, "first_loss": 2.3, "final_loss": 1.2},
+                {"case": "cnn/b128/n1280", "peer": "libtorch", "device": "cpu", "seconds": 3.0,
+                 "steps": 10, "ms_per_step": 300.0, "first_loss": 2.3, "final_loss": 1.3}]
+        with tempfile.TemporaryDirectory() as work:
+            with open(os.path.join(work, "cnn_epoch_ours.jsonl"), "w") as f:
+                f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+            r = self.run_only(work)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("| cnn/b128/n1280 | 10 | 2.000 | 200.00 | 1.2000 | 3.000 | 1.50x | "
+                          "1.3000 |", r.stdout)
+            self.assertIn("Learning check (cpu): passed", r.stdout)
+            # A peer that learned but ended far from ours (1.2 + 0.1 + 0.3 < 1.7) fails.
+            rows[1]["final_loss"] = 1.7
+            with open(os.path.join(work, "cnn_epoch_ours.jsonl"), "w") as f:
+                f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+            r = self.run_only(work)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("libtorch on cpu (cnn/b128/n1280): final loss 1.7000, too far from "
+                      "libnn_cuda's 1.2000", r.stdout)
+
+    def test_only_cnn_epoch_without_rows_fails(self):
+        with tempfile.TemporaryDirectory() as work:
+            r = self.run_only(work)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no CNN epoch rows", r.stderr)
+
+
+class CnnPytorchScript(unittest.TestCase):
+    def test_layers_are_bench_convs(self):
+        import cnn_pytorch
+        names = [layer[0] for layer in cnn_pytorch.conv_layers(False)]
+        self.assertEqual(len(names), 13)
+        self.assertEqual(len(set(names)), 13)
+        for name in ("lenet-1x28-32-k3s1", "lenet-32x14-64-k3s1", "resnet18-3x224-64-k7s2",
+                     "resnet18-64x56-64-k3s1", "resnet18-64x56-128-k3s2",
+                     "resnet18-64x56-128-k1s2", "resnet18-512x7-512-k3s1"):
+            self.assertIn(name, names)
+        self.assertNotIn("?", [report.conv_role(n) for n in names])
+        quick = [layer[0] for layer in cnn_pytorch.conv_layers(True)]
+        self.assertTrue(set(quick) < set(names))
+        # bench_conv.cpp registers the same names (the C++ is the reference).
+        with open(os.path.join(HERE, "bench_conv.cpp")) as f:
+            source = f.read()
+        self.assertIn('{"lenet", 1, 28, 32, 3, 1, true}, {"lenet", 32, 14, 64, 3, 1, true}', source)
+        self.assertIn('{"resnet18", 3, 224, 64, 7, 2, false}', source)
+
+    def test_bad_arguments_exit_2_before_needing_torch(self):
+        for args in ([], ["conv", "--bogus"], ["epoch", "--limit", "x"]):
+            r = subprocess.run([sys.executable, os.path.join(HERE, "cnn_pytorch.py"), *args],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn("usage:", r.stderr)
+
+    def test_idx_reader_checks_the_length(self):
+        import cnn_pytorch
+        with tempfile.TemporaryDirectory() as tmp:
+            good = os.path.join(tmp, "good")
+            with open(good, "wb") as f:
+                f.write(bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([7, 8, 9]))
+            self.assertEqual(cnn_pytorch.read_idx(good), ([3], bytes([7, 8, 9])))
+            bad = os.path.join(tmp, "bad")
+            with open(bad, "wb") as f:
+                f.write(bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + bytes([7]))
+            with self.assertRaisesRegex(ValueError, "1 bytes of data"):
+                cnn_pytorch.read_idx(bad)
 
 
 class ReportOnRecordedGoogleBenchmark(unittest.TestCase):
@@ -377,6 +535,27 @@ class GpuSuiteScript(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("FAILED: test", r.stdout)
         self.assertIn("(built for 90a)", env)
+
+
+    def test_conv_and_epoch_steps(self):
+        # No build here: every benchmark fails, the PyTorch peers are skipped (no torch), and the
+        # learning check fails for want of rows; each is recorded under its own name.
+        with tempfile.TemporaryDirectory() as tmp:
+            smi = write_fake_smi(tmp, ["NVIDIA Fake H100, 9.0", "NVIDIA Fake H100, 580.1, 9.0"])
+            python = os.path.join(tmp, "python-without-torch")
+            with open(python, "w") as f:
+                f.write(f'#!/bin/sh\n[ "$1" = -c ] && exit 1\nexec "{sys.executable}" "$@"\n')
+            os.chmod(python, 0o755)
+            env = dict(os.environ, NVIDIA_SMI=smi, NN_COMMIT="abc1234", PYTHON=python)
+            r = subprocess.run(["bash", SUITE, "--build", os.path.join(tmp, "b"), "--out", tmp,
+                                "--steps", "bench_conv,cnn_epoch,report"], capture_output=True,
+                               text=True, env=env, timeout=120)
+            with open(os.path.join(tmp, "b", "gpu_suite", "steps.txt")) as f:
+                steps = [line.split()[:2] for line in f.read().splitlines()]
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(steps, [["bench_conv-ours", "FAIL"], ["bench_conv-pytorch", "skipped"],
+                                 ["cnn_epoch-ours", "FAIL"], ["cnn_epoch-ours_bn", "FAIL"],
+                                 ["cnn_epoch-pytorch", "skipped"], ["cnn_epoch-check", "FAIL"]])
 
 
 if __name__ == "__main__":
