@@ -36,6 +36,7 @@
 #include "layers/linear.h"
 #include "layers/loss.h"
 #include "layers/module.h"
+#include "layers/models.h"
 #include "layers/pool.h"
 #include "layers/residual.h"
 #include "layers/sequential.h"

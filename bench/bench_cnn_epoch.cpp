@@ -47,6 +47,7 @@
 #include "layers/flatten.h"
 #include "layers/linear.h"
 #include "layers/loss.h"
+#include "layers/models.h"
 #include "layers/pool.h"
 #include "layers/sequential.h"
 #include "optim/adam.h"
@@ -102,31 +103,13 @@ bool learned(const EpochResult& r) { return r.final_loss < kLearnedShare * r.fir
 // close, not equal. Within 0.1 plus a quarter of the smaller one.
 bool losses_agree(double a, double b) { return std::abs(a - b) <= 0.1 + 0.25 * std::min(a, b); }
 
-// nn-train's make_cnn (apps/nn-train/main.cpp) at its default widths.
+// nn-train's --model cnn (layers/models.h) at its default widths.
 std::shared_ptr<nn::Sequential> make_cnn(const Options& o, nn::Generator& gen) {
-  const nn::TensorOptions to{.device = o.device};
-  auto model = std::make_shared<nn::Sequential>();
-  int64_t in = 1, hw = 28;
-  for (int64_t width : kChannels) {
-    model->push_back(std::make_shared<nn::Conv2d>(
-        in, width, 3, nn::Conv2dOptions{.padding = {1, 1}}, !o.batch_norm, to, &gen));
-    if (o.batch_norm) {
-      model->push_back(std::make_shared<nn::BatchNorm2d>(
-          width, nn::BatchNormOptions{.activation = nn::Activation::Relu}, to));
-    } else {
-      model->push_back(std::make_shared<nn::ReLU>());
-    }
-    model->push_back(std::make_shared<nn::MaxPool2d>(2));
-    in = width;
-    hw /= 2;
-  }
-  model->push_back(std::make_shared<nn::Flatten>());
-  model->push_back(
-      std::make_shared<nn::Linear>(in * hw * hw, kHidden, true, nn::Activation::None, to, &gen));
-  model->push_back(std::make_shared<nn::ReLU>());
-  if (o.dropout > 0) model->push_back(std::make_shared<nn::Dropout>(o.dropout, gen.seed() + 1));
-  model->push_back(std::make_shared<nn::Linear>(kHidden, 10, true, nn::Activation::None, to, &gen));
-  return model;
+  return nn::lenet_cnn({.channels = {std::begin(kChannels), std::end(kChannels)},
+                        .hidden = {kHidden},
+                        .batch_norm = o.batch_norm,
+                        .dropout = o.dropout},
+                       {1, 1, 28, 28}, 10, {.device = o.device}, gen);
 }
 
 struct Data {

@@ -23,14 +23,11 @@
 #include "data/augment.h"
 #include "graph/functions.h"
 #include "layers/activation.h"
-#include "layers/batchnorm.h"
-#include "layers/conv.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/linear.h"
 #include "layers/loss.h"
-#include "layers/pool.h"
-#include "layers/residual.h"
+#include "layers/models.h"
 #include "layers/sequential.h"
 #include "optim/adam.h"
 #include "optim/checkpoint.h"
@@ -278,74 +275,9 @@ std::shared_ptr<nn::Sequential> make_mlp(const Config& c, int64_t in_features, i
   return model;
 }
 
-// LeNet-style: per stage a 3x3 convolution (padding 1, so only the pooling shrinks the image),
-// ReLU (batch norm + ReLU fused in one op with --batch-norm, the convolution then without bias)
-// and 2x2 max pooling; then Linear + ReLU per --hidden width (fused by Sequential), dropout and
-// the classifier. (5x5 kernels, LeNet's own, cost twice as much here for no better accuracy.)
-std::shared_ptr<nn::Sequential> make_cnn(const Config& c, const nn::Shape& image, int64_t classes,
-                                         nn::TensorOptions options, nn::Generator& gen) {
-  auto model = std::make_shared<nn::Sequential>();
-  int64_t in = image[1], h = image[2], w = image[3];
-  for (int64_t width : c.channels) {
-    model->push_back(std::make_shared<nn::Conv2d>(
-        in, width, 3, nn::Conv2dOptions{.padding = {1, 1}}, !c.batch_norm, options, &gen));
-    if (c.batch_norm) {
-      model->push_back(std::make_shared<nn::BatchNorm2d>(
-          width, nn::BatchNormOptions{.activation = nn::Activation::Relu}, options));
-    } else {
-      model->push_back(std::make_shared<nn::ReLU>());
-    }
-    if (h < 2 || w < 2) {
-      throw UsageError("images of " + std::to_string(image[2]) + "x" + std::to_string(image[3]) +
-                       " are too small for --model cnn's pooling");
-    }
-    model->push_back(std::make_shared<nn::MaxPool2d>(2));
-    in = width;
-    h = nn::pool_out_size(h, 2, 2, 0, 1, false);
-    w = nn::pool_out_size(w, 2, 2, 0, 1, false);
-  }
-  model->push_back(std::make_shared<nn::Flatten>());
-  int64_t features = in * h * w;
-  for (int64_t width : c.hidden) {
-    model->push_back(std::make_shared<nn::Linear>(features, width, true, nn::Activation::None,
-                                                  options, &gen));
-    model->push_back(std::make_shared<nn::ReLU>());
-    features = width;
-  }
-  if (c.dropout > 0) model->push_back(std::make_shared<nn::Dropout>(c.dropout, gen.seed() + 1));
-  model->push_back(std::make_shared<nn::Linear>(features, classes, true, nn::Activation::None,
-                                                options, &gen));
-  return model;
-}
-
-// A small ResNet for 28x28 images: a 3x3 stem with batch norm + ReLU, one residual block per
-// --channels width (the first keeps the size, each later one halves it), global average
-// pooling, dropout and the linear classifier.
-std::shared_ptr<nn::Sequential> make_resnet(const Config& c, const nn::Shape& image,
-                                            int64_t classes, nn::TensorOptions options,
-                                            nn::Generator& gen) {
-  auto model = std::make_shared<nn::Sequential>();
-  int64_t in = c.channels.front();
-  model->push_back("stem", std::make_shared<nn::Conv2d>(image[1], in, 3,
-                                                        nn::Conv2dOptions{.padding = {1, 1}},
-                                                        false, options, &gen));
-  model->push_back("bn", std::make_shared<nn::BatchNorm2d>(
-                             in, nn::BatchNormOptions{.activation = nn::Activation::Relu},
-                             options));
-  for (size_t i = 0; i < c.channels.size(); ++i) {
-    const int64_t stride = i == 0 ? 1 : 2;
-    model->push_back("layer" + std::to_string(i + 1),
-                     std::make_shared<nn::ResidualBlock>(in, c.channels[i], stride, options, &gen));
-    in = c.channels[i];
-  }
-  model->push_back("pool", std::make_shared<nn::AdaptiveAvgPool2d>(1));
-  model->push_back("flatten", std::make_shared<nn::Flatten>());
-  if (c.dropout > 0) {
-    model->push_back("dropout", std::make_shared<nn::Dropout>(c.dropout, gen.seed() + 1));
-  }
-  model->push_back("fc", std::make_shared<nn::Linear>(in, classes, true, nn::Activation::None,
-                                                      options, &gen));
-  return model;
+// --model cnn and resnet: the networks of layers/models.h.
+nn::ImageNetOptions image_net_options(const Config& c) {
+  return {.channels = c.channels, .hidden = c.hidden, .batch_norm = c.batch_norm, .dropout = c.dropout};
 }
 
 std::unique_ptr<nn::Optimizer> make_optimizer(const Config& c, std::vector<Variable> params) {
@@ -465,9 +397,10 @@ int run(const Config& c) {
   const nn::TensorOptions on_device{.device = device};
   std::shared_ptr<nn::Sequential> model;
   if (c.model == "cnn") {
-    model = make_cnn(c, image_shape, nn::data::kMnistClasses, on_device, init_gen);
+    model = nn::lenet_cnn(image_net_options(c), image_shape, nn::data::kMnistClasses, on_device, init_gen);
   } else if (c.model == "resnet") {
-    model = make_resnet(c, image_shape, nn::data::kMnistClasses, on_device, init_gen);
+    model = nn::small_resnet(image_net_options(c), image_shape, nn::data::kMnistClasses, on_device,
+                                init_gen);
   } else {
     model = make_mlp(c, in_features, nn::data::kMnistClasses, on_device, init_gen);
   }
