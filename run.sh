@@ -8,17 +8,26 @@
 #   ./run.sh test         the whole test suite (what ./test.sh and .ci/run do):
 #                           1. default build (CUDA when nvcc exists), Release: ctest
 #                              (gpu-labelled tests skip without a GPU; includes the
-#                              install + outside-consumer test)
+#                              install + outside-consumer test and, with the venv of
+#                              ./run.sh python, the Python module's pytest suite)
 #                           2. CPU-only build with AddressSanitizer + UBSan: ctest
 #   ./run.sh bench        build and run the benchmarks in bench/ (kernels; the MLP training
 #                         step against LibTorch when libtorch-dev is present)
+#   ./run.sh python [SCRIPT [ARGS]]
+#                         set up the Python venv build/pyvenv (Debian's python3 with torch,
+#                         plus safetensors and tqdm from pip), build the nn_cuda module in
+#                         build/release/python, and run SCRIPT with it (for instance
+#                         python_examples/mlp_fashion_mnist.py --epochs 3) or, without SCRIPT,
+#                         print how to use it from a shell
 #   ./run.sh deps         only install the build dependencies
 #   ./run.sh stage-deps   copy Debian's GoogleTest sources, nlohmann/json and Fashion-MNIST into
 #                         .deps/, for a machine with no package registry (carry .deps/ there;
 #                         CMake and bench/gpu_suite.sh pick it up)
 #
 # Environment: BUILD_ROOT (default ./build), JOBS (default nproc), NN_CMAKE_ARGS (extra
-# configure arguments for every build), NN_SKIP_INSTALL=1 (never call apt-get).
+# configure arguments for every build), NN_SKIP_INSTALL=1 (never call apt-get or pip),
+# NN_PYTHON_INTERPRETER (the Python the venv is made from; default /usr/bin/python3 when it
+# imports torch, else python3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -84,8 +93,12 @@ install_deps() {  # $1: "build" (library + demo) or "test" (+ GoogleTest, Google
   apt_install required "${want[@]}"
   if [[ $1 == test ]]; then
     apt_install optional libgtest-dev libbenchmark-dev
-    # The safetensors interop test reads and writes files with Python's reference library.
-    if ! python3 -c 'import safetensors, numpy' >/dev/null 2>&1; then
+    apt_install optional "${PY_DEBS[@]}"
+    # The Python suite and the safetensors interop test (reading and writing files with Python's
+    # reference library) run in the venv; without one, the interop test needs a python3 with
+    # safetensors and numpy.
+    if ! setup_pyvenv && ! python3 -c 'import safetensors, numpy' >/dev/null 2>&1 &&
+       [[ ${NN_SKIP_INSTALL:-0} != 1 ]]; then
       log "installing the Python packages safetensors and numpy (pip)"
       python3 -m pip install --quiet safetensors numpy ||
         python3 -m pip install --quiet --user safetensors numpy ||
@@ -103,6 +116,100 @@ install_deps() {  # $1: "build" (library + demo) or "test" (+ GoogleTest, Google
   for tool in cmake ninja g++; do
     command -v $tool >/dev/null 2>&1 || { echo "error: $tool is required and could not be installed" >&2; exit 1; }
   done
+}
+
+# ---- Python -----------------------------------------------------------------------------------
+# The nn_cuda module is built for, and tested with, Debian's python3 with its PyTorch (CPU) in a
+# venv that sees the system packages and adds from pip what Debian lacks. All of it is optional
+# for the library: without it the build has no Python module and no Python tests.
+PY_DEBS=(pybind11-dev python3-dev python3-venv python3-pytest python3-numpy python3-matplotlib
+         python3-torch)
+# module name:pip package. safetensors (weights to PyTorch), tqdm (progress bars),
+# scikit-build-core and pybind11 (pip install . without build isolation).
+PY_PIP=(safetensors:safetensors tqdm:tqdm scikit_build_core:scikit-build-core pybind11:pybind11)
+PYVENV=$BUILD_ROOT/pyvenv
+PYVENV_PYTHON=""
+
+# The interpreter the venv is made from.
+python_base() {
+  if [[ -n ${NN_PYTHON_INTERPRETER:-} ]]; then
+    echo "$NN_PYTHON_INTERPRETER"
+  elif [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+    echo /usr/bin/python3
+  else
+    command -v python3 || true
+  fi
+}
+
+# Creates $PYVENV (or reuses it when made from the same interpreter) and pip-installs what it
+# lacks; sets PYVENV_PYTHON. Returns 1, with a note, when no venv can be made.
+setup_pyvenv() {
+  local base
+  base=$(python_base)
+  if [[ -z $base ]] || ! "$base" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "note: no Python venv (${base:-no python3}: no venv/ensurepip module; Debian: python3-venv)"
+    return 1
+  fi
+  if [[ -x $PYVENV/bin/python && $(cat "$PYVENV/.nn-base" 2>/dev/null) == "$base" ]] &&
+     "$PYVENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    :
+  else
+    log "creating the venv $PYVENV from $base (with its site packages)"
+    rm -rf "$PYVENV"
+    if ! "$base" -m venv --system-site-packages "$PYVENV"; then
+      echo "note: $base -m venv failed (Debian: python3-venv); no Python venv"
+      rm -rf "$PYVENV"
+      return 1
+    fi
+    echo "$base" >"$PYVENV/.nn-base"
+  fi
+  local missing=() entry
+  for entry in "${PY_PIP[@]}"; do
+    "$PYVENV/bin/python" -c "import ${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    if [[ ${NN_SKIP_INSTALL:-0} == 1 ]]; then
+      echo "note: not installing ${missing[*]} into $PYVENV (NN_SKIP_INSTALL=1)"
+    else
+      log "installing ${missing[*]} into $PYVENV (pip)"
+      "$PYVENV/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" ||
+        echo "note: pip could not install ${missing[*]}; the tests that need them fail or skip"
+    fi
+  fi
+  PYVENV_PYTHON=$PYVENV/bin/python
+}
+
+# Configure arguments that make a build use the venv (the module, the Python tests and the
+# safetensors interop test); none without a venv.
+python_cmake_args() {
+  if [[ -n $PYVENV_PYTHON ]]; then
+    printf '%s\n' "-DPython_EXECUTABLE=$PYVENV_PYTHON" "-DNN_PYTHON3=$PYVENV_PYTHON"
+  fi
+}
+
+# ./run.sh python [SCRIPT [ARGS...]]
+cmd_python() {
+  install_deps build
+  apt_install optional "${PY_DEBS[@]}"
+  setup_pyvenv || { echo "error: the Python module needs a venv (see the note above)" >&2; exit 1; }
+  local dir=$BUILD_ROOT/release
+  configure "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_PYTHON=ON "-DPython_EXECUTABLE=$PYVENV_PYTHON"
+  build "$dir" --target nn_cuda_python
+  if [[ $# -gt 0 ]]; then
+    log "run $*"
+    PYTHONPATH="$dir/python${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=${MPLBACKEND:-Agg} \
+      "$PYVENV_PYTHON" "$@"
+  else
+    cat <<EOF
+
+The nn_cuda module is in $dir/python. To use it from a shell:
+  source $PYVENV/bin/activate
+  export PYTHONPATH=$dir/python
+  python -c 'import nn_cuda; print(nn_cuda.randn(2, 3))'
+  python python_examples/mlp_fashion_mnist.py --epochs 3
+Or in one go: ./run.sh python python_examples/mlp_fashion_mnist.py --epochs 3
+EOF
+  fi
 }
 
 # Copies what a machine with no package registry (the lent GPU runner) cannot install into the
@@ -202,8 +309,10 @@ cmd_test() {
   local failed=() start=$SECONDS
 
   # 1. The default build: NN_CUDA=AUTO uses CUDA whenever nvcc is found.
-  local rel=$BUILD_ROOT/release
-  if configure "$rel" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=ON && build "$rel"; then
+  #    With the venv, it builds the Python module for it and runs the Python suite (label python).
+  local rel=$BUILD_ROOT/release py_args
+  mapfile -t py_args < <(python_cmake_args)
+  if configure "$rel" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=ON "${py_args[@]}" && build "$rel"; then
     run_ctest "$rel" || failed+=("ctest (release build)")
   else
     failed+=("release build")
@@ -211,9 +320,12 @@ cmd_test() {
 
   # 2. CPU only, with AddressSanitizer and UndefinedBehaviorSanitizer; without CBLAS, so the
   #    built-in GEMM (what a machine without OpenBLAS uses) meets the same tests.
+  #    No Python module there; the venv still serves the safetensors interop test.
   local san=$BUILD_ROOT/sanitize
+  py_args=()
+  [[ -n $PYVENV_PYTHON ]] && py_args=("-DNN_PYTHON3=$PYVENV_PYTHON")
   if configure "$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNN_CUDA=OFF -DNN_SANITIZE=ON \
-       -DNN_BLAS=OFF -DNN_BUILD_TESTS=ON -DNN_BUILD_BENCH=OFF && build "$san"; then
+       -DNN_BLAS=OFF -DNN_BUILD_TESTS=ON -DNN_BUILD_BENCH=OFF "${py_args[@]}" && build "$san"; then
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
       run_ctest "$san" || failed+=("ctest (sanitizer build)")
@@ -236,6 +348,7 @@ case $cmd in
   demo) run_app nn-demo "$@" ;;
   test) cmd_test ;;
   bench) cmd_bench "$@" ;;
+  python) cmd_python "$@" ;;
   deps) install_deps test ;;
   stage-deps) stage_deps ;;
   -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;

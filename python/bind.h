@@ -5,9 +5,28 @@
 // tensor_of() and results are wrapped with variable_of(). Each bind_* function registers one
 // part of the module; module.cpp calls them in the order below (types first, so later parts
 // can use them in signatures and defaults).
+//
+// Argument helpers for every binding file (defined in python/tensor_args.cpp):
+//  - DtypeArg / DeviceArg: take them (or std::optional<...> with py::arg("dtype") = py::none())
+//    in a bound signature to accept everything the Python API accepts for a dtype (an
+//    nn_cuda.dtype, a NumPy dtype or type, a name such as "float32") or a device (an
+//    nn_cuda.device, "cpu", "cuda", "cuda:1", an int meaning that CUDA device). Returned to
+//    Python they become the nn_cuda.dtype / nn_cuda.device objects.
+//  - to_dtype(obj) / to_device(obj): the same conversions by hand (TypeError when obj is none
+//    of those forms).
+//  - dtype_object(d): the unique Python object for a dtype (so `t.dtype is nn_cuda.float32`).
+//  - shape_from(obj): a Shape from an int or a sequence of ints (TypeError otherwise);
+//    shape_from_args(args): the `zeros(2, 3)` / `zeros((2, 3))` forms.
+//  - dims_from(obj): an optional int or sequence of ints (None: empty, meaning all dims).
+//  - pair_from(obj, what): an int or a pair of ints, for kernel sizes, strides and padding.
 #pragma once
 
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+#include <string>
 
 #include "nn.h"
 
@@ -28,4 +47,51 @@ inline Variable variable_of(Tensor t, bool requires_grad = false) {
   return Variable(std::move(t), requires_grad);
 }
 
+struct DtypeArg {
+  Dtype value = Dtype::Float32;
+};
+struct DeviceArg {
+  Device value = Device::cpu();
+};
+
+Dtype to_dtype(py::handle obj);
+Device to_device(py::handle obj);
+bool is_dtype_like(py::handle obj);  // an nn_cuda.dtype, NumPy dtype/type or a dtype name
+py::object dtype_object(Dtype d);
+Shape shape_from(py::handle obj);
+Shape shape_from_args(const py::args& args);
+std::vector<int64_t> dims_from(py::handle obj);
+std::array<int64_t, 2> pair_from(py::handle obj, const char* what);
+
 }  // namespace nn::python
+
+namespace pybind11::detail {
+
+template <>
+struct type_caster<nn::python::DtypeArg> {
+  PYBIND11_TYPE_CASTER(nn::python::DtypeArg, const_name("dtype"));
+  bool load(handle src, bool /*convert*/) {
+    if (!nn::python::is_dtype_like(src)) return false;
+    value.value = nn::python::to_dtype(src);
+    return true;
+  }
+  static handle cast(const nn::python::DtypeArg& d, return_value_policy, handle) {
+    return nn::python::dtype_object(d.value).release();
+  }
+};
+
+template <>
+struct type_caster<nn::python::DeviceArg> {
+  PYBIND11_TYPE_CASTER(nn::python::DeviceArg, const_name("device"));
+  bool load(handle src, bool /*convert*/) {
+    if (!isinstance<nn::Device>(src) && !isinstance<str>(src) && !PyLong_Check(src.ptr()))
+      return false;
+    value.value = nn::python::to_device(src);
+    return true;
+  }
+  static handle cast(const nn::python::DeviceArg& d, return_value_policy policy, handle parent) {
+    return type_caster_base<nn::Device>::cast(d.value, policy, parent);
+  }
+};
+
+}  // namespace pybind11::detail
