@@ -12,7 +12,7 @@
 #                              ./run.sh python, the Python module's pytest suite)
 #                           2. CPU-only build with AddressSanitizer + UBSan: ctest
 #   ./run.sh bench        build and run the benchmarks in bench/ (kernels; the MLP training
-#                         step against LibTorch when libtorch-dev is present)
+#                         step and a CNN epoch against LibTorch when libtorch-dev is present)
 #   ./run.sh python [SCRIPT [ARGS]]
 #                         set up the Python venv build/pyvenv (Debian's python3 with torch,
 #                         plus safetensors and tqdm from pip), build the nn_cuda module in
@@ -279,7 +279,7 @@ run_app() {
 
 cmd_bench() {
   install_deps test
-  apt_install optional libtorch-dev  # the peer of bench_mlp_step on the CPU
+  apt_install optional libtorch-dev  # the peer of bench_mlp_step and bench_cnn_epoch on the CPU
   local dir=$BUILD_ROOT/release
   configure "$dir" -DCMAKE_BUILD_TYPE=Release -DNN_BUILD_TESTS=OFF
   build "$dir"
@@ -292,7 +292,9 @@ cmd_bench() {
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   log "bench_mlp_step"
   "$dir/bench/bench_mlp_step"
-  for b in bench_matmul bench_softmax bench_linear; do
+  log "bench_cnn_epoch"
+  "$dir/bench/bench_cnn_epoch" --limit 6400
+  for b in bench_matmul bench_softmax bench_linear bench_conv; do
     log "$b"
     if [[ -n $gpu ]]; then
       mkdir -p "$ROOT/bench/results"
