@@ -34,13 +34,16 @@ namespace nn::python {
 
 namespace py = pybind11;
 
-void bind_errors(py::module_& m);      // nn::Error -> Python exceptions (errors.cpp)
-void bind_tensor(py::module_& m);      // dtype, device, Tensor, factories, NumPy, DLPack, no_grad (tensor.cpp)
+void bind_errors(py::module_& m);  // nn::Error -> Python exceptions (errors.cpp)
+void bind_tensor(
+    py::module_& m);  // dtype, device, Tensor, factories, NumPy, DLPack, no_grad (tensor.cpp)
 void bind_functional(py::module_& m);  // nn_cuda.functional (functional.cpp)
 void bind_nn(py::module_& m);          // nn_cuda.nn: Module, layers, losses, init (nn.cpp)
-void bind_optim(py::module_& m);       // nn_cuda.optim: optimizers, schedulers, clipping, early stopping (optim.cpp)
-void bind_data(py::module_& m);        // nn_cuda.data: datasets, loaders, MNIST/IDX, CSV, augmentation (data.cpp)
-void bind_io(py::module_& m);          // save/load of safetensors files and training checkpoints (io.cpp)
+void bind_optim(
+    py::module_& m);  // nn_cuda.optim: optimizers, schedulers, clipping, early stopping (optim.cpp)
+void bind_data(
+    py::module_& m);  // nn_cuda.data: datasets, loaders, MNIST/IDX, CSV, augmentation (data.cpp)
+void bind_io(py::module_& m);  // save/load of safetensors files and training checkpoints (io.cpp)
 
 inline const Tensor& tensor_of(const Variable& v) { return v.data(); }
 inline Variable variable_of(Tensor t, bool requires_grad = false) {

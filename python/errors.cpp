@@ -41,11 +41,11 @@ PyObject* new_class(py::module_& m, const char* name, PyObject* base, PyObject* 
 
 void bind_errors(py::module_& m) {
   ErrorClasses& c = classes();
-  c.error = new_class(m, "Error", PyExc_Exception, nullptr,
-                      "Base of every error raised by libnn_cuda.");
+  c.error =
+      new_class(m, "Error", PyExc_Exception, nullptr, "Base of every error raised by libnn_cuda.");
   c.shape = new_class(m, "ShapeError", c.error, PyExc_ValueError, "Shapes do not agree.");
-  c.dtype = new_class(m, "DtypeError", c.error, PyExc_TypeError,
-                      "An unsupported or mismatched dtype.");
+  c.dtype =
+      new_class(m, "DtypeError", c.error, PyExc_TypeError, "An unsupported or mismatched dtype.");
   c.device = new_class(m, "DeviceError", c.error, PyExc_RuntimeError,
                        "Wrong or mixed devices, no GPU, or a build without CUDA.");
   c.index = new_class(m, "IndexError", c.error, PyExc_IndexError,

@@ -114,20 +114,27 @@ Variable clone(const Variable& x) {
 }
 
 void bind_dtype_device(py::module_& m) {
-  py::class_<Dtype>(m, "dtype", "An element type: nn_cuda.float32, float64, bfloat16, float16, "
-                                "int64, bool_.")
-      .def("__repr__", [](Dtype d) {
-        return std::string("nn_cuda.") + (d == Dtype::Bool ? "bool_" : dtype_name(d));
-      })
-      .def("__eq__", [](Dtype d, py::handle other) {
-        return is_dtype_like(other) && to_dtype(other) == d;
-      })
+  py::class_<Dtype>(m, "dtype",
+                    "An element type: nn_cuda.float32, float64, bfloat16, float16, "
+                    "int64, bool_.")
+      .def("__repr__",
+           [](Dtype d) {
+             return std::string("nn_cuda.") + (d == Dtype::Bool ? "bool_" : dtype_name(d));
+           })
+      .def("__eq__",
+           [](Dtype d, py::handle other) {
+             try {  // anything that is not a known dtype compares unequal
+               return is_dtype_like(other) && to_dtype(other) == d;
+             } catch (const std::exception&) {
+               return false;
+             }
+           })
       .def("__hash__", [](Dtype d) { return int(d); })
       .def_property_readonly("name", [](Dtype d) { return std::string(dtype_name(d)); })
       .def_property_readonly("itemsize", [](Dtype d) { return dtype_size(d); })
       .def_property_readonly("is_floating_point", [](Dtype d) { return is_floating(d); });
-  for (Dtype d : {Dtype::Float32, Dtype::Float64, Dtype::BFloat16, Dtype::Float16, Dtype::Int64,
-                  Dtype::Bool})
+  for (Dtype d :
+       {Dtype::Float32, Dtype::Float64, Dtype::BFloat16, Dtype::Float16, Dtype::Int64, Dtype::Bool})
     m.attr(d == Dtype::Bool ? "bool_" : dtype_name(d)) = dtype_object(d);
   m.attr("float") = dtype_object(Dtype::Float32);
   m.attr("double") = dtype_object(Dtype::Float64);
@@ -155,7 +162,11 @@ void bind_dtype_device(py::module_& m) {
       .def("__eq__",
            [](const Device& d, py::handle other) {
              if (!py::isinstance<Device>(other) && !py::isinstance<py::str>(other)) return false;
-             return to_device(other) == d;
+             try {
+               return to_device(other) == d;
+             } catch (const std::exception&) {
+               return false;
+             }
            })
       .def("__hash__", [](const Device& d) { return int(d.type) * 1024 + d.index; });
   py::implicitly_convertible<py::str, Device>();
@@ -275,16 +286,20 @@ void bind_tensor_class(TensorClass& cls) {
                       v.numel(), " elements is ambiguous, expected exactly one");
              return v.item() != 0.0;
            })
-      .def("__float__", [](const Variable& v) {
-        NN_CHECK(v.numel() == 1, ValueError, "float: only one-element tensors convert, this one has ",
-                 v.numel(), " elements");
-        return v.item();
-      })
-      .def("__int__", [](const Variable& v) {
-        NN_CHECK(v.numel() == 1, ValueError, "int: only one-element tensors convert, this one has ",
-                 v.numel(), " elements");
-        return int64_t(v.item());
-      })
+      .def("__float__",
+           [](const Variable& v) {
+             NN_CHECK(v.numel() == 1, ValueError,
+                      "float: only one-element tensors convert, this one has ", v.numel(),
+                      " elements");
+             return v.item();
+           })
+      .def("__int__",
+           [](const Variable& v) {
+             NN_CHECK(v.numel() == 1, ValueError,
+                      "int: only one-element tensors convert, this one has ", v.numel(),
+                      " elements");
+             return int64_t(v.item());
+           })
       .def("__hash__", [](const Variable& v) { return reinterpret_cast<uintptr_t>(v.id()); })
       .def("is_same", &Variable::same, "Whether two Tensor objects are handles on one tensor.");
 }
@@ -303,7 +318,8 @@ void bind_runtime(py::module_& m) {
 #ifdef NN_PYTHON_VERSION
   m.attr("__version__") = NN_PYTHON_VERSION;  // the CMake project's version
 #endif
-  m.def("manual_seed", [](uint64_t seed) { nn::manual_seed(seed); }, py::arg("seed"));
+  m.def(
+      "manual_seed", [](uint64_t seed) { nn::manual_seed(seed); }, py::arg("seed"));
   m.def("cuda_is_available", &nn::cuda::available);
   m.def("cuda_device_count", &nn::cuda::device_count);
   m.def("built_with_cuda", &nn::cuda::built_with_cuda);

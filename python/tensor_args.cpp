@@ -30,8 +30,16 @@ py::object dtype_object(Dtype d) {
 }
 
 bool is_dtype_like(py::handle obj) {
-  if (py::isinstance<Dtype>(obj) || py::isinstance<py::str>(obj) || py::isinstance<py::dtype>(obj))
-    return true;
+  if (py::isinstance<Dtype>(obj) || py::isinstance<py::dtype>(obj)) return true;
+  if (py::isinstance<py::str>(obj)) {
+    // Only dtype names: a device string such as "cpu" must not be taken for a dtype.
+    try {
+      to_dtype(obj);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }
   // NumPy scalar types (np.float32) and Python's float/int/bool as dtypes, as torch accepts.
   if (PyType_Check(obj.ptr())) {
     py::object generic = py::module_::import("numpy").attr("generic");
@@ -79,8 +87,7 @@ Device to_device(py::handle obj) {
 namespace {
 int64_t int_from(py::handle obj, const char* what) {
   // Accepts Python ints and objects with __index__ (NumPy integers), not floats or bools.
-  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
-    bad_type(what, obj, "an int");
+  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr())) bad_type(what, obj, "an int");
   return py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())).cast<int64_t>();
 }
 }  // namespace

@@ -33,12 +33,18 @@ extern "C" void capsule_destructor(PyObject* capsule) {
 
 NNDLDataType dl_dtype(Dtype d) {
   switch (d) {
-    case Dtype::Float32: return {kNNDLFloat, 32, 1};
-    case Dtype::Float64: return {kNNDLFloat, 64, 1};
-    case Dtype::Float16: return {kNNDLFloat, 16, 1};
-    case Dtype::BFloat16: return {kNNDLBfloat, 16, 1};
-    case Dtype::Int64: return {kNNDLInt, 64, 1};
-    case Dtype::Bool: return {kNNDLBool, 8, 1};
+    case Dtype::Float32:
+      return {kNNDLFloat, 32, 1};
+    case Dtype::Float64:
+      return {kNNDLFloat, 64, 1};
+    case Dtype::Float16:
+      return {kNNDLFloat, 16, 1};
+    case Dtype::BFloat16:
+      return {kNNDLBfloat, 16, 1};
+    case Dtype::Int64:
+      return {kNNDLInt, 64, 1};
+    case Dtype::Bool:
+      return {kNNDLBool, 8, 1};
   }
   NN_THROW(DtypeError, "__dlpack__: unknown dtype code ", int(d));
 }
@@ -60,7 +66,8 @@ Dtype dtype_from_dl(NNDLDataType t) {
 // stream, 2 the per-thread default) start after the work already enqueued on our current stream.
 void order_streams(Device device, void* consumer) {
   Stream ours = cuda::current_stream(device.index);
-  bool both_legacy = ours.handle() == nullptr && (consumer == nullptr || consumer == reinterpret_cast<void*>(1));
+  bool both_legacy =
+      ours.handle() == nullptr && (consumer == nullptr || consumer == reinterpret_cast<void*>(1));
   if (both_legacy || ours.handle() == consumer) return;
   cuda::Event event = cuda::Event::create(device);
   event.record(ours);
@@ -154,8 +161,8 @@ Tensor tensor_from_capsule(py::handle capsule) {
 
 Variable from_dlpack(py::handle obj) {
   if (PyCapsule_CheckExact(obj.ptr())) return Variable(tensor_from_capsule(obj));
-  NN_CHECK(py::hasattr(obj, "__dlpack__"), ValueError, "from_dlpack: ",
-           std::string(py::str(py::type::handle_of(obj).attr("__name__"))),
+  NN_CHECK(py::hasattr(obj, "__dlpack__"), ValueError,
+           "from_dlpack: ", std::string(py::str(py::type::handle_of(obj).attr("__name__"))),
            " has no __dlpack__ method and is not a DLPack capsule");
   py::object capsule;
   bool on_cuda = false;
@@ -182,10 +189,34 @@ Variable from_dlpack(py::handle obj) {
 }  // namespace
 
 void bind_tensor_dlpack(py::module_& m, TensorClass& cls) {
-  cls.def("__dlpack__", &to_dlpack, py::arg("stream") = py::none(),
-          "A DLPack capsule viewing this tensor's memory (no copy). On CUDA, work enqueued on "
-          "`stream` (a cudaStream_t as int; None: the legacy default stream; -1: no ordering) "
-          "runs after the work already enqueued on this tensor's current stream.");
+  cls.def(
+      "__dlpack__",
+      [](const Variable& v, py::handle stream, py::kwargs kwargs) {
+        // Newer consumers add keywords: max_version (we answer with the unversioned capsule,
+        // which the protocol allows), dl_device (must be ours) and copy (True: export a copy).
+        bool copy = false;
+        for (auto item : kwargs) {
+          std::string key = item.first.cast<std::string>();
+          if (key == "dl_device" && !item.second.is_none()) {
+            auto want = item.second.cast<std::pair<int, int>>();
+            Device d = v.device();
+            std::pair<int, int> have{d.is_cuda() ? int(kNNDLCUDA) : int(kNNDLCPU),
+                                     d.is_cuda() ? d.index : 0};
+            if (want != have)
+              throw py::buffer_error("__dlpack__: the tensor is on " + d.str() +
+                                     "; export to another device is not supported");
+          } else if (key == "copy") {
+            copy = !item.second.is_none() && item.second.cast<bool>();
+          } else if (key != "max_version") {
+            throw py::type_error("__dlpack__: unexpected keyword argument '" + key + "'");
+          }
+        }
+        return to_dlpack(copy ? Variable(v.data().clone()) : v, stream);
+      },
+      py::arg("stream") = py::none(),
+      "A DLPack capsule viewing this tensor's memory (no copy). On CUDA, work enqueued on "
+      "`stream` (a cudaStream_t as int; None: the legacy default stream; -1: no ordering) "
+      "runs after the work already enqueued on this tensor's current stream.");
   cls.def("__dlpack_device__", [](const Variable& v) {
     Device d = v.device();
     return py::make_tuple(d.is_cuda() ? int(kNNDLCUDA) : int(kNNDLCPU), d.is_cuda() ? d.index : 0);

@@ -86,8 +86,8 @@ void bind_tensor_factories(py::module_& m) {
           auto arr = py::reinterpret_borrow<py::array>(data);
           char k = arr.dtype().kind();
           auto sz = arr.dtype().itemsize();
-          bool supported = (k == 'f' && (sz == 2 || sz == 4 || sz == 8)) ||
-                           (k == 'i' && sz == 8) || (k == 'b' && sz == 1);
+          bool supported = (k == 'f' && (sz == 2 || sz == 4 || sz == 8)) || (k == 'i' && sz == 8) ||
+                           (k == 'b' && sz == 1);
           bool aligned = true;
           for (py::ssize_t d = 0; d < arr.ndim(); ++d)
             aligned = aligned && arr.strides(d) >= 0 && arr.strides(d) % sz == 0;
@@ -114,13 +114,18 @@ void bind_tensor_factories(py::module_& m) {
         },
         py::kw_only(), dtype_kw, device_kw, grad_kw, doc);
   };
-  shaped("zeros", [](const Shape& s, TensorOptions o) { return nn::zeros(s, o); }, "zeros(*shape)");
-  shaped("ones", [](const Shape& s, TensorOptions o) { return nn::ones(s, o); }, "ones(*shape)");
-  shaped("empty", [](const Shape& s, TensorOptions o) { return nn::empty(s, o); }, "empty(*shape)");
-  shaped("rand", [](const Shape& s, TensorOptions o) { return nn::rand(s, o); },
-         "rand(*shape): uniform in [0, 1)");
-  shaped("randn", [](const Shape& s, TensorOptions o) { return nn::randn(s, o); },
-         "randn(*shape): standard normal");
+  shaped(
+      "zeros", [](const Shape& s, TensorOptions o) { return nn::zeros(s, o); }, "zeros(*shape)");
+  shaped(
+      "ones", [](const Shape& s, TensorOptions o) { return nn::ones(s, o); }, "ones(*shape)");
+  shaped(
+      "empty", [](const Shape& s, TensorOptions o) { return nn::empty(s, o); }, "empty(*shape)");
+  shaped(
+      "rand", [](const Shape& s, TensorOptions o) { return nn::rand(s, o); },
+      "rand(*shape): uniform in [0, 1)");
+  shaped(
+      "randn", [](const Shape& s, TensorOptions o) { return nn::randn(s, o); },
+      "randn(*shape): standard normal");
   m.def(
       "full",
       [](py::handle shape, double value, ODt dtype, ODev device, bool requires_grad) {
@@ -149,8 +154,7 @@ void bind_tensor_factories(py::module_& m) {
         NN_CHECK(steps >= 0, ValueError, "linspace: steps must be >= 0, got ", steps);
         std::vector<double> v(static_cast<size_t>(steps));
         for (int64_t i = 0; i < steps; ++i)
-          v[size_t(i)] = steps == 1 ? start
-                                    : start + (end - start) * double(i) / double(steps - 1);
+          v[size_t(i)] = steps == 1 ? start : start + (end - start) * double(i) / double(steps - 1);
         TensorOptions o = options(dtype, device);
         Tensor t = from_vector<double>(v, {steps}, {o.dtype}).to(o.device);
         return leaf(t, requires_grad);

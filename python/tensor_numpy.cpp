@@ -24,12 +24,18 @@ namespace {
 // NumPy dtype of a tensor dtype (bfloat16 has none: numpy() converts it to float32).
 py::dtype numpy_dtype(Dtype d) {
   switch (d) {
-    case Dtype::Float32: return py::dtype::of<float>();
-    case Dtype::Float64: return py::dtype::of<double>();
-    case Dtype::Float16: return py::dtype("float16");
-    case Dtype::Int64: return py::dtype::of<int64_t>();
-    case Dtype::Bool: return py::dtype::of<bool>();
-    case Dtype::BFloat16: break;
+    case Dtype::Float32:
+      return py::dtype::of<float>();
+    case Dtype::Float64:
+      return py::dtype::of<double>();
+    case Dtype::Float16:
+      return py::dtype("float16");
+    case Dtype::Int64:
+      return py::dtype::of<int64_t>();
+    case Dtype::Bool:
+      return py::dtype::of<bool>();
+    case Dtype::BFloat16:
+      break;
   }
   return py::dtype::of<float>();
 }
@@ -37,12 +43,18 @@ py::dtype numpy_dtype(Dtype d) {
 // The buffer-protocol format character of a dtype, or null when it has none (bfloat16).
 const char* buffer_format(Dtype d) {
   switch (d) {
-    case Dtype::Float32: return "f";
-    case Dtype::Float64: return "d";
-    case Dtype::Float16: return "e";
-    case Dtype::Int64: return "q";
-    case Dtype::Bool: return "?";
-    case Dtype::BFloat16: break;
+    case Dtype::Float32:
+      return "f";
+    case Dtype::Float64:
+      return "d";
+    case Dtype::Float16:
+      return "e";
+    case Dtype::Int64:
+      return "q";
+    case Dtype::Bool:
+      return "?";
+    case Dtype::BFloat16:
+      break;
   }
   return nullptr;
 }
@@ -65,9 +77,8 @@ Dtype dtype_of_numpy(const py::dtype& dt) {
 // Holds the producer of external memory (a NumPy array) for as long as a Storage views it.
 std::shared_ptr<Storage> storage_owning(void* data, size_t nbytes, py::object owner) {
   PyObject* raw = owner.release().ptr();
-  return std::make_shared<Storage>(data, nbytes, Device::cpu(), [raw](void*) {
-    run_with_gil([raw] { Py_DECREF(raw); });
-  });
+  return std::make_shared<Storage>(data, nbytes, Device::cpu(),
+                                   [raw](void*) { run_with_gil([raw] { Py_DECREF(raw); }); });
 }
 
 // State of one exported buffer: shape, strides and format live as long as the view.
@@ -83,9 +94,9 @@ extern "C" int tensor_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
     const Variable& v = py::handle(obj).cast<const Variable&>();
     const Tensor& t = v.data();
     if (!t.device().is_cpu()) {
-      PyErr_SetString(PyExc_BufferError,
-                      ("buffer: the tensor is on " + t.device().str() +
-                       ", only CPU tensors export a buffer; call .cpu() first").c_str());
+      PyErr_SetString(PyExc_BufferError, ("buffer: the tensor is on " + t.device().str() +
+                                          ", only CPU tensors export a buffer; call .cpu() first")
+                                             .c_str());
       return -1;
     }
     const char* fmt = buffer_format(t.dtype());
@@ -96,8 +107,9 @@ extern "C" int tensor_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
     }
     bool c_contig = t.is_contiguous();
     if ((flags & PyBUF_STRIDES) != PyBUF_STRIDES && !c_contig) {
-      PyErr_SetString(PyExc_BufferError, "buffer: the tensor is not contiguous and the consumer "
-                                         "asked for no strides; call .contiguous() first");
+      PyErr_SetString(PyExc_BufferError,
+                      "buffer: the tensor is not contiguous and the consumer "
+                      "asked for no strides; call .contiguous() first");
       return -1;
     }
     if ((flags & PyBUF_C_CONTIGUOUS) == PyBUF_C_CONTIGUOUS && !c_contig) {
@@ -153,8 +165,8 @@ Tensor tensor_from_numpy(const py::array& array) {
     int64_t n = int64_t(array.shape(d)), st = int64_t(array.strides(d));
     NN_CHECK(st >= 0, ValueError, "from_numpy: negative strides are not supported (dimension ", d,
              " has stride ", st, " bytes); pass a copy (numpy.ascontiguousarray)");
-    NN_CHECK(st % itemsize == 0, ValueError, "from_numpy: stride ", st,
-             " bytes of dimension ", d, " is not a multiple of the item size ", itemsize);
+    NN_CHECK(st % itemsize == 0, ValueError, "from_numpy: stride ", st, " bytes of dimension ", d,
+             " is not a multiple of the item size ", itemsize);
     shape.push_back(n);
     strides.push_back(st / itemsize);
     if (n == 0) empty = true;
@@ -167,8 +179,8 @@ Tensor tensor_from_numpy(const py::array& array) {
 }
 
 py::array tensor_to_numpy(const Tensor& tensor) {
-  NN_CHECK(tensor.device().is_cpu(), DeviceError, "numpy: the tensor is on ",
-           tensor.device().str(), "; call .cpu() first to copy it to the host");
+  NN_CHECK(tensor.device().is_cpu(), DeviceError, "numpy: the tensor is on ", tensor.device().str(),
+           "; call .cpu() first to copy it to the host");
   Tensor t = tensor.dtype() == Dtype::BFloat16 ? tensor.to(Dtype::Float32) : tensor;
   std::vector<py::ssize_t> shape, strides;
   for (int64_t d = 0; d < t.dim(); ++d) {
@@ -181,8 +193,7 @@ py::array tensor_to_numpy(const Tensor& tensor) {
   return py::array(numpy_dtype(t.dtype()), shape, strides, t.data_ptr(), base);
 }
 
-Tensor tensor_from_data(py::handle data, std::optional<Dtype> dtype,
-                        std::optional<Device> device) {
+Tensor tensor_from_data(py::handle data, std::optional<Dtype> dtype, std::optional<Device> device) {
   if (py::isinstance<Variable>(data)) {
     Tensor src = data.cast<const Variable&>().data();
     Tensor out = src.clone();
@@ -192,8 +203,7 @@ Tensor tensor_from_data(py::handle data, std::optional<Dtype> dtype,
   }
   py::module_ np = py::module_::import("numpy");
   // NumPy arrays and scalars keep their dtype; Python floats become float32.
-  bool was_array = py::isinstance<py::array>(data) ||
-                   py::isinstance(data, np.attr("generic"));
+  bool was_array = py::isinstance<py::array>(data) || py::isinstance(data, np.attr("generic"));
   py::array arr = np.attr("array")(data);  // always a copy
   std::string kind(1, arr.dtype().kind());
   if (kind == "O" || kind == "U" || kind == "S")
@@ -204,9 +214,9 @@ Tensor tensor_from_data(py::handle data, std::optional<Dtype> dtype,
     target = *dtype;
   } else if (kind == "f") {
     target = (arr.dtype().itemsize() == 8 && !was_array) ? Dtype::Float32
-             : arr.dtype().itemsize() == 2                ? Dtype::Float16
-             : arr.dtype().itemsize() == 4                ? Dtype::Float32
-                                                          : Dtype::Float64;
+             : arr.dtype().itemsize() == 2               ? Dtype::Float16
+             : arr.dtype().itemsize() == 4               ? Dtype::Float32
+                                                         : Dtype::Float64;
   } else if (kind == "i" || kind == "u") {
     target = Dtype::Int64;
   } else if (kind == "b") {
@@ -233,8 +243,9 @@ void bind_tensor_numpy(py::module_& m, TensorClass& cls) {
   heap->as_buffer.bf_releasebuffer = tensor_releasebuffer;
   reinterpret_cast<PyTypeObject*>(cls.ptr())->tp_as_buffer = &heap->as_buffer;
 
-  cls.def("numpy", [](const Variable& v) { return tensor_to_numpy(v.data()); },
-          "A NumPy view of a CPU tensor (no copy; bfloat16 converts to a float32 copy).");
+  cls.def(
+      "numpy", [](const Variable& v) { return tensor_to_numpy(v.data()); },
+      "A NumPy view of a CPU tensor (no copy; bfloat16 converts to a float32 copy).");
   cls.def(
       "__array__",
       [](const Variable& v, py::handle dtype) -> py::object {

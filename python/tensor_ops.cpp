@@ -56,8 +56,8 @@ T apply_index(const T& x, py::handle index, const Ops& ops) {
       py::ssize_t start, stop, step, length;
       if (!py::reinterpret_borrow<py::slice>(h).compute(n, &start, &stop, &step, &length))
         throw py::error_already_set();
-      if (step <= 0) throw py::value_error("index: slice steps must be positive, got " +
-                                           std::to_string(step));
+      if (step <= 0)
+        throw py::value_error("index: slice steps must be positive, got " + std::to_string(step));
       int64_t end = length > 0 ? start + (length - 1) * step + 1 : start;
       if (start != 0 || end != n || step != 1) out = ops.slice(out, d, start, end, step);
       ++d;
@@ -118,8 +118,8 @@ Variable squeeze_all(const Variable& x) {
 
 py::object max_min(const Variable& x, py::handle dim, bool keepdim, bool is_max) {
   if (dim.is_none()) return py::cast(is_max ? nn::amax(x) : nn::amin(x));
-  auto [values, indices] = is_max ? nn::max(x, dim.cast<int64_t>(), keepdim)
-                                  : nn::min(x, dim.cast<int64_t>(), keepdim);
+  auto [values, indices] =
+      is_max ? nn::max(x, dim.cast<int64_t>(), keepdim) : nn::min(x, dim.cast<int64_t>(), keepdim);
   return py::make_tuple(values, Variable(indices));
 }
 
@@ -138,24 +138,40 @@ auto inplace(F f) {
 void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
   using V = const Variable&;
   // Arithmetic: Tensor (op) Tensor and Tensor (op) scalar, reflected forms for scalar (op) Tensor.
-  cls.def("__add__", [](V a, V b) { return a + b; }, py::is_operator())
-      .def("__add__", [](V a, double b) { return a + b; }, py::is_operator())
-      .def("__radd__", [](V a, double b) { return b + a; }, py::is_operator())
-      .def("__sub__", [](V a, V b) { return a - b; }, py::is_operator())
-      .def("__sub__", [](V a, double b) { return a - b; }, py::is_operator())
-      .def("__rsub__", [](V a, double b) { return rsub(b, a); }, py::is_operator())
-      .def("__mul__", [](V a, V b) { return a * b; }, py::is_operator())
-      .def("__mul__", [](V a, double b) { return a * b; }, py::is_operator())
-      .def("__rmul__", [](V a, double b) { return b * a; }, py::is_operator())
-      .def("__truediv__", [](V a, V b) { return a / b; }, py::is_operator())
-      .def("__truediv__", [](V a, double b) { return a / b; }, py::is_operator())
-      .def("__rtruediv__", [](V a, double b) { return div(scalar_like(b, a), a); },
-           py::is_operator())
-      .def("__pow__", [](V a, V b) { return nn::pow(a, b); }, py::is_operator())
-      .def("__pow__", [](V a, double b) { return nn::pow(a, b); }, py::is_operator())
-      .def("__rpow__", [](V a, double b) { return nn::pow(scalar_like(b, a), a); },
-           py::is_operator())
-      .def("__matmul__", [](V a, V b) { return nn::matmul(a, b); }, py::is_operator())
+  cls.def(
+         "__add__", [](V a, V b) { return a + b; }, py::is_operator())
+      .def(
+          "__add__", [](V a, double b) { return a + b; }, py::is_operator())
+      .def(
+          "__radd__", [](V a, double b) { return b + a; }, py::is_operator())
+      .def(
+          "__sub__", [](V a, V b) { return a - b; }, py::is_operator())
+      .def(
+          "__sub__", [](V a, double b) { return a - b; }, py::is_operator())
+      .def(
+          "__rsub__", [](V a, double b) { return rsub(b, a); }, py::is_operator())
+      .def(
+          "__mul__", [](V a, V b) { return a * b; }, py::is_operator())
+      .def(
+          "__mul__", [](V a, double b) { return a * b; }, py::is_operator())
+      .def(
+          "__rmul__", [](V a, double b) { return b * a; }, py::is_operator())
+      .def(
+          "__truediv__", [](V a, V b) { return a / b; }, py::is_operator())
+      .def(
+          "__truediv__", [](V a, double b) { return a / b; }, py::is_operator())
+      .def(
+          "__rtruediv__", [](V a, double b) { return div(scalar_like(b, a), a); },
+          py::is_operator())
+      .def(
+          "__pow__", [](V a, V b) { return nn::pow(a, b); }, py::is_operator())
+      .def(
+          "__pow__", [](V a, double b) { return nn::pow(a, b); }, py::is_operator())
+      .def(
+          "__rpow__", [](V a, double b) { return nn::pow(scalar_like(b, a), a); },
+          py::is_operator())
+      .def(
+          "__matmul__", [](V a, V b) { return nn::matmul(a, b); }, py::is_operator())
       .def("__neg__", [](V a) { return -a; })
       .def("__pos__", [](V a) { return a; })
       .def("__abs__", [](V a) { return nn::abs(a); });
@@ -174,9 +190,9 @@ void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
           bool is_tensor = py::isinstance<Variable>(other);
           if (!is_tensor && !py::isinstance<py::float_>(other) && !PyIndex_Check(other.ptr()))
             return py::reinterpret_borrow<py::object>(Py_NotImplemented);
-          bool record = grad_enabled() &&
-                        (v.requires_grad() ||
-                         (is_tensor && other.cast<const Variable&>().requires_grad()));
+          bool record =
+              grad_enabled() &&
+              (v.requires_grad() || (is_tensor && other.cast<const Variable&>().requires_grad()));
           if (record) {
             Variable b = is_tensor ? other.cast<Variable>() : scalar_like(other.cast<double>(), v);
             return py::cast(nn::binary(op, v, b));
@@ -191,26 +207,32 @@ void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
         py::is_operator());
   }
   // Comparisons give bool tensors; comparing with anything else is NotImplemented.
-  const std::pair<const char*, BinaryOp> cmps[] = {{"__eq__", BinaryOp::Eq}, {"__ne__", BinaryOp::Ne},
-                                                   {"__lt__", BinaryOp::Lt}, {"__le__", BinaryOp::Le},
-                                                   {"__gt__", BinaryOp::Gt}, {"__ge__", BinaryOp::Ge}};
+  const std::pair<const char*, BinaryOp> cmps[] = {
+      {"__eq__", BinaryOp::Eq}, {"__ne__", BinaryOp::Ne}, {"__lt__", BinaryOp::Lt},
+      {"__le__", BinaryOp::Le}, {"__gt__", BinaryOp::Gt}, {"__ge__", BinaryOp::Ge}};
   for (auto [name, op] : cmps) {
-    cls.def(name, [op](V a, V b) { return Variable(comparison(op, a, py::cast(b))); },
-            py::is_operator());
-    cls.def(name, [op](V a, double b) { return Variable(binary(op, a.data(), b)); },
-            py::is_operator());
+    cls.def(
+        name, [op](V a, V b) { return Variable(comparison(op, a, py::cast(b))); },
+        py::is_operator());
+    cls.def(
+        name, [op](V a, double b) { return Variable(binary(op, a.data(), b)); }, py::is_operator());
   }
   // pybind11 drops __hash__ when __eq__ is defined: hash by identity of the shared state.
-  cls.attr("__hash__") = py::cpp_function(
-      [](V v) { return reinterpret_cast<uintptr_t>(v.id()); }, py::is_method(cls));
+  cls.attr("__hash__") =
+      py::cpp_function([](V v) { return reinterpret_cast<uintptr_t>(v.id()); }, py::is_method(cls));
 
   // Named forms of the operators.
-  cls.def("add", [](V a, V b) { return a + b; }).def("add", [](V a, double b) { return a + b; })
-      .def("sub", [](V a, V b) { return a - b; }).def("sub", [](V a, double b) { return a - b; })
-      .def("mul", [](V a, V b) { return a * b; }).def("mul", [](V a, double b) { return a * b; })
-      .def("div", [](V a, V b) { return a / b; }).def("div", [](V a, double b) { return a / b; })
+  cls.def("add", [](V a, V b) { return a + b; })
+      .def("add", [](V a, double b) { return a + b; })
+      .def("sub", [](V a, V b) { return a - b; })
+      .def("sub", [](V a, double b) { return a - b; })
+      .def("mul", [](V a, V b) { return a * b; })
+      .def("mul", [](V a, double b) { return a * b; })
+      .def("div", [](V a, V b) { return a / b; })
+      .def("div", [](V a, double b) { return a / b; })
       .def("pow", [](V a, V b) { return nn::pow(a, b); })
-      .def("pow", [](V a, double e) { return nn::pow(a, e); }, py::arg("exponent"))
+      .def(
+          "pow", [](V a, double e) { return nn::pow(a, e); }, py::arg("exponent"))
       .def("matmul", [](V a, V b) { return nn::matmul(a, b); })
       .def("maximum", [](V a, V b) { return nn::maximum(a, b); })
       .def("minimum", [](V a, V b) { return nn::minimum(a, b); })
@@ -239,13 +261,15 @@ void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
                              hi.value_or(std::numeric_limits<double>::infinity()));
           },
           py::arg("min") = py::none(), py::arg("max") = py::none())
-      .def("softmax", [](V x, int64_t dim) { return nn::softmax(x, dim); }, py::arg("dim"))
-      .def("log_softmax", [](V x, int64_t dim) { return nn::log_softmax(x, dim); },
-           py::arg("dim"));
+      .def(
+          "softmax", [](V x, int64_t dim) { return nn::softmax(x, dim); }, py::arg("dim"))
+      .def(
+          "log_softmax", [](V x, int64_t dim) { return nn::log_softmax(x, dim); }, py::arg("dim"));
 
   // Reductions.
   cls.def(
-         "sum", [](V x, py::handle dim, bool keepdim) { return nn::sum(x, dims_from(dim), keepdim); },
+         "sum",
+         [](V x, py::handle dim, bool keepdim) { return nn::sum(x, dims_from(dim), keepdim); },
          py::arg("dim") = py::none(), py::arg("keepdim") = false)
       .def(
           "mean",
@@ -310,25 +334,27 @@ void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
           "flatten", [](V x, int64_t s, int64_t e) { return nn::flatten(x, s, e); },
           py::arg("start_dim") = 0, py::arg("end_dim") = -1)
       .def("transpose", [](V x, int64_t a, int64_t b) { return nn::transpose(x, a, b); })
-      .def("t", [](V x) {
-        NN_CHECK(x.dim() <= 2, ShapeError, "t: expects a tensor of at most 2 dimensions, got ",
-                 shape_str(x.shape()));
-        return x.dim() < 2 ? x : nn::transpose(x, 0, 1);
-      })
+      .def("t",
+           [](V x) {
+             NN_CHECK(x.dim() <= 2, ShapeError, "t: expects a tensor of at most 2 dimensions, got ",
+                      shape_str(x.shape()));
+             return x.dim() < 2 ? x : nn::transpose(x, 0, 1);
+           })
       .def(
           "squeeze",
           [](V x, py::handle dim) {
             return dim.is_none() ? squeeze_all(x) : nn::squeeze(x, dim.cast<int64_t>());
           },
           py::arg("dim") = py::none())
-      .def("unsqueeze", [](V x, int64_t d) { return nn::unsqueeze(x, d); }, py::arg("dim"))
+      .def(
+          "unsqueeze", [](V x, int64_t d) { return nn::unsqueeze(x, d); }, py::arg("dim"))
       .def(
           "narrow", [](V x, int64_t d, int64_t s, int64_t n) { return nn::narrow(x, d, s, n); },
           py::arg("dim"), py::arg("start"), py::arg("length"))
       .def("select", [](V x, int64_t d, int64_t i) { return nn::select(x, d, i); })
       .def(
-          "chunk", [](V x, int64_t n, int64_t d) { return nn::chunk(x, n, d); },
-          py::arg("chunks"), py::arg("dim") = 0)
+          "chunk", [](V x, int64_t n, int64_t d) { return nn::chunk(x, n, d); }, py::arg("chunks"),
+          py::arg("dim") = 0)
       .def(
           "split",
           [](V x, py::handle sizes, int64_t d) {
@@ -346,59 +372,57 @@ void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
 
   // In-place updates of the values (not recorded by autograd).
   cls.def("add_", inplace([](Tensor& t, const py::args& a) {
-        double alpha = a.size() > 1 ? a[1].cast<double>() : 1.0;
-        Tensor o = py::isinstance<Variable>(a[0]) ? a[0].cast<const Variable&>().data()
-                                                  : Tensor();
-        if (o.defined())
-          add_(t, alpha == 1.0 ? o : nn::mul(o, alpha));
-        else
-          add_(t, a[0].cast<double>() * alpha);
-      }))
+            double alpha = a.size() > 1 ? a[1].cast<double>() : 1.0;
+            Tensor o =
+                py::isinstance<Variable>(a[0]) ? a[0].cast<const Variable&>().data() : Tensor();
+            if (o.defined())
+              add_(t, alpha == 1.0 ? o : nn::mul(o, alpha));
+            else
+              add_(t, a[0].cast<double>() * alpha);
+          }))
       .def("sub_", inplace([](Tensor& t, const py::args& a) {
-        if (py::isinstance<Variable>(a[0]))
-          sub_(t, a[0].cast<const Variable&>().data());
-        else
-          add_(t, -a[0].cast<double>());
-      }))
+             if (py::isinstance<Variable>(a[0]))
+               sub_(t, a[0].cast<const Variable&>().data());
+             else
+               add_(t, -a[0].cast<double>());
+           }))
       .def("mul_", inplace([](Tensor& t, const py::args& a) {
-        if (py::isinstance<Variable>(a[0]))
-          mul_(t, a[0].cast<const Variable&>().data());
-        else
-          mul_(t, a[0].cast<double>());
-      }))
+             if (py::isinstance<Variable>(a[0]))
+               mul_(t, a[0].cast<const Variable&>().data());
+             else
+               mul_(t, a[0].cast<double>());
+           }))
       .def("div_", inplace([](Tensor& t, const py::args& a) {
-        if (py::isinstance<Variable>(a[0]))
-          div_(t, a[0].cast<const Variable&>().data());
-        else
-          mul_(t, 1.0 / a[0].cast<double>());
-      }))
+             if (py::isinstance<Variable>(a[0]))
+               div_(t, a[0].cast<const Variable&>().data());
+             else
+               mul_(t, 1.0 / a[0].cast<double>());
+           }))
       .def("zero_", inplace([](Tensor& t, const py::args&) { fill_(t, 0.0); }))
       .def("fill_", inplace([](Tensor& t, const py::args& a) { fill_(t, a[0].cast<double>()); }))
       .def("copy_", inplace([](Tensor& t, const py::args& a) {
-        t.copy_(a[0].cast<const Variable&>().data());
-      }))
+             t.copy_(a[0].cast<const Variable&>().data());
+           }))
       .def("clamp_", inplace([](Tensor& t, const py::args& a) {
-        double inf = std::numeric_limits<double>::infinity();
-        double lo = a.size() > 0 && !a[0].is_none() ? a[0].cast<double>() : -inf;
-        double hi = a.size() > 1 && !a[1].is_none() ? a[1].cast<double>() : inf;
-        clamp_(t, lo, hi);
-      }))
+             double inf = std::numeric_limits<double>::infinity();
+             double lo = a.size() > 0 && !a[0].is_none() ? a[0].cast<double>() : -inf;
+             double hi = a.size() > 1 && !a[1].is_none() ? a[1].cast<double>() : inf;
+             clamp_(t, lo, hi);
+           }))
       .def("uniform_", inplace([](Tensor& t, const py::args& a) {
-        uniform_(t, a.size() > 0 ? a[0].cast<double>() : 0.0,
-                 a.size() > 1 ? a[1].cast<double>() : 1.0);
-      }))
+             uniform_(t, a.size() > 0 ? a[0].cast<double>() : 0.0,
+                      a.size() > 1 ? a[1].cast<double>() : 1.0);
+           }))
       .def("normal_", inplace([](Tensor& t, const py::args& a) {
-        normal_(t, a.size() > 0 ? a[0].cast<double>() : 0.0,
-                a.size() > 1 ? a[1].cast<double>() : 1.0);
-      }));
+             normal_(t, a.size() > 0 ? a[0].cast<double>() : 0.0,
+                     a.size() > 1 ? a[1].cast<double>() : 1.0);
+           }));
 
   // Indexing (views, differentiable) and assignment into views (values only).
-  cls.def("__getitem__", [](V x, py::handle index) {
-        return apply_index(x, index, VariableIndexOps{});
-      })
-      .def("__setitem__", [](Variable& v, py::handle index, py::handle value) {
-        set_item(v, index, value);
-      })
+  cls.def("__getitem__",
+          [](V x, py::handle index) { return apply_index(x, index, VariableIndexOps{}); })
+      .def("__setitem__",
+           [](Variable& v, py::handle index, py::handle value) { set_item(v, index, value); })
       .def("__iter__", [](py::object self) {
         const Variable& v = self.cast<const Variable&>();
         if (v.dim() == 0) throw py::type_error("iteration over a 0-d tensor");

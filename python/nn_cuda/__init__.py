@@ -106,3 +106,12 @@ def _tensor_repr(self):
 
 
 Tensor.__repr__ = _tensor_repr
+for _cls in (Tensor, _C.dtype, _C.device):
+    _cls.__module__ = __name__
+
+# `from nn_cuda import *` must not shadow builtins: the dtype aliases (float, double, half,
+# long) and the error classes named like builtins stay reachable as nn_cuda.X only.
+_SHADOWING = {"float", "double", "half", "long", "IndexError", "ValueError"}
+__all__ = sorted(n for n in dir(_C) if not n.startswith("_") and n not in _SHADOWING) + [
+    "no_grad", "enable_grad", "set_grad_enabled", "functional", "autograd"]
+__all__ = sorted(set(__all__))

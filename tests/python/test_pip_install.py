@@ -61,13 +61,13 @@ def test_pip_install_and_import(tmp_path):
         assert F.relu(nn_cuda.tensor([-1.0, 1.0])).tolist() == [0.0, 1.0]
         print("ok", nn_cuda.__version__, nn_cuda.built_with_cuda())
     """)
-    r = _run([str(py), "-c", script], cwd=str(tmp_path), env={k: v for k, v in os.environ.items()
-                                                              if k != "PYTHONPATH"})
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not the build tree's
+    r = _run([str(py), "-c", script], cwd=str(tmp_path), env=clean)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("ok 0.1.0")
     # The extension finds libnn_cuda next to itself ($ORIGIN), not through the environment.
     r = _run([str(py), "-c", "import nn_cuda, pathlib; print(pathlib.Path(nn_cuda.__file__).parent)"],
-             cwd=str(tmp_path))
+             cwd=str(tmp_path), env=clean)
     pkg = pathlib.Path(r.stdout.strip())
     ext = next(pkg.glob("_C*.so"))
     rpath = _run(["readelf", "-d", str(ext)])

@@ -20,6 +20,7 @@ def test_dtype_objects():
     assert t.dtype is nn_cuda.float32
     assert nn_cuda.float64 == "float64" and nn_cuda.float64 == np.float64
     assert nn_cuda.float32 != nn_cuda.float64
+    assert nn_cuda.float32 != "no-such-dtype" and nn_cuda.float32 != 3
     assert {nn_cuda.float32: 1}[nn_cuda.float32] == 1
     for name in ["float32", "float64", "bfloat16", "float16", "int64", "bool"]:
         assert nn_cuda.zeros(2, dtype=name).dtype.name == name
@@ -35,7 +36,7 @@ def test_device_objects():
     d = nn_cuda.device("cuda:1")
     assert str(d) == "cuda:1" and d.type == "cuda" and d.index == 1
     assert repr(nn_cuda.device("cpu")) == "device(type='cpu')"
-    assert nn_cuda.device("cpu") == "cpu"
+    assert nn_cuda.device("cpu") == "cpu" and nn_cuda.device("cpu") != "gpu"
     assert nn_cuda.zeros(1).device == nn_cuda.device("cpu")
     with pytest.raises(nn_cuda.ValueError):
         nn_cuda.device("gpu")
@@ -384,7 +385,7 @@ def test_error_hierarchy():
         assert cls.__module__ == "nn_cuda"
 
 
-def test_errors_carry_the_cpp_message():
+def test_errors_carry_the_cpp_message(tmp_path):
     a, b = nn_cuda.zeros(2, 3), nn_cuda.zeros(4, 5)
     with pytest.raises(nn_cuda.ShapeError) as e:
         a + b
@@ -402,6 +403,12 @@ def test_errors_carry_the_cpp_message():
     if not nn_cuda.cuda_is_available():
         with pytest.raises(nn_cuda.DeviceError):
             a.cuda()
+    else:
+        with pytest.raises(nn_cuda.DeviceError, match="add"):
+            a + a.cuda()
+    if hasattr(nn_cuda, "load_safetensors"):
+        with pytest.raises(nn_cuda.IoError):
+            nn_cuda.load_safetensors(str(tmp_path / "missing.safetensors"))
 
 
 def test_bad_python_arguments():
