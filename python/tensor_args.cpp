@@ -32,12 +32,13 @@ py::object dtype_object(Dtype d) {
 bool is_dtype_like(py::handle obj) {
   if (py::isinstance<Dtype>(obj) || py::isinstance<py::dtype>(obj)) return true;
   if (py::isinstance<py::str>(obj)) {
-    // Only dtype names: a device string such as "cpu" must not be taken for a dtype.
+    // A device string such as "cpu" or "cuda:1" is not a dtype; any other string is taken for
+    // one, so a misspelt name gets to_dtype's "unknown dtype" error.
     try {
-      to_dtype(obj);
-      return true;
-    } catch (const Error&) {
+      to_device(obj);
       return false;
+    } catch (const Error&) {
+      return true;
     }
   }
   // NumPy scalar types (np.float32) and Python's float/int/bool as dtypes, as torch accepts.
