@@ -103,6 +103,17 @@ Module& module_of(py::handle self, const std::string& key) {
   return *m;
 }
 
+// Module::str spells booleans as C++ does ("bias=true"); Python users read True / False.
+std::string python_bools(std::string s) {
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"=true", "=True"},
+                                 std::pair<std::string, std::string>{"=false", "=False"}}) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+      s.replace(at, from.size(), to);
+    }
+  }
+  return s;
+}
+
 void generic_setattr(py::handle self, py::handle name, py::handle value) {
   if (PyObject_GenericSetAttr(self.ptr(), name.ptr(), value.ptr()) != 0)
     throw py::error_already_set();
@@ -416,7 +427,7 @@ submodules and Parameters as attributes (they register themselves) and define fo
           },
           py::arg("name"), py::arg("module"))
       .def("extra_repr", [](const Module& m) { return m.extra_repr(); })
-      .def("__repr__", &Module::str);
+      .def("__repr__", [](const Module& m) { return python_bools(m.str()); });
 }
 
 void bind_parameter(py::module_& nn) {
