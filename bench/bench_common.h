@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nn.h"
@@ -106,6 +107,22 @@ inline int run_registered(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+}
+
+// main() of a program whose cases come in a full and a `--quick` set: takes --quick out of the
+// arguments, registers the cases and hands the rest to the benchmark library.
+inline int run_with_quick_flag(int argc, char** argv, void (*register_cases)(bool quick)) {
+  bool quick = false;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--quick") {
+      quick = true;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  register_cases(quick);
+  return run_registered(kept, argv);
 }
 
 }  // namespace nn::bench

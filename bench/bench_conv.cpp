@@ -23,7 +23,6 @@
 // in, 128 out, 3x3 kernel, stride 2). bench/cnn_pytorch.py names PyTorch's rows the same way and
 // bench/report.py joins them; the "FLOP" counter is the achieved rate (1.2T/s = 1.2 TFLOP/s).
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -192,16 +191,5 @@ void register_cases(bool quick) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --quick is ours; everything else goes to the benchmark library.
-  bool quick = false;
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  register_cases(quick);
-  return nn::bench::run_registered(kept, argv);
+  return nn::bench::run_with_quick_flag(argc, argv, register_cases);
 }

@@ -12,7 +12,6 @@
 // counter is the achieved rate (1.2T/s = 1.2 TFLOP/s). bench/report.py joins the backends and
 // PyTorch's rows of the same case (bench/kernels_pytorch.py) into one table.
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -154,16 +153,5 @@ void register_cases(bool quick) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --quick is ours; everything else goes to the benchmark library.
-  bool quick = false;
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  register_cases(quick);
-  return nn::bench::run_registered(kept, argv);
+  return nn::bench::run_with_quick_flag(argc, argv, register_cases);
 }

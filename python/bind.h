@@ -65,6 +65,10 @@ Shape shape_from(py::handle obj);
 Shape shape_from_args(const py::args& args);
 std::vector<int64_t> dims_from(py::handle obj);
 std::array<int64_t, 2> pair_from(py::handle obj, const char* what);
+std::string path_string(py::handle path);  // str, bytes or os.PathLike, through os.fspath
+Tensor tensor_from(py::handle value);      // a Tensor, else nn_cuda.as_tensor(value)
+// torch.split: `sizes` is one chunk size (the last chunk may be shorter) or a list of sizes.
+std::vector<Variable> split_sizes(const Variable& x, py::handle sizes, int64_t dim);
 
 }  // namespace nn::python
 

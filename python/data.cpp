@@ -22,15 +22,6 @@ using data::Dataset;
 using data::Example;
 using data::Transform;
 
-std::string path_string(py::handle path) {
-  return py::module_::import("os").attr("fspath")(path).cast<std::string>();
-}
-
-Tensor tensor_from(py::handle value) {
-  if (py::isinstance<Variable>(value)) return value.cast<const Variable&>().data();
-  py::object as_tensor = py::module_::import("nn_cuda").attr("as_tensor");
-  return as_tensor(value).cast<const Variable&>().data();
-}
 
 // A Python object that may be dropped on any thread: the last owner takes the GIL to release it.
 std::shared_ptr<py::object> shared_object(py::object obj) {

@@ -11,15 +11,6 @@ namespace nn::python {
 
 namespace {
 
-std::string path_string(py::handle path) {
-  return py::module_::import("os").attr("fspath")(path).cast<std::string>();
-}
-
-Tensor tensor_from(py::handle value) {
-  if (py::isinstance<Variable>(value)) return value.cast<const Variable&>().data();
-  py::object as_tensor = py::module_::import("nn_cuda").attr("as_tensor");
-  return as_tensor(value).cast<const Variable&>().data();
-}
 
 io::Metadata metadata_from(py::handle metadata) {
   io::Metadata out;

@@ -1,6 +1,8 @@
 // Conversions of Python arguments shared by every binding file (declared in python/bind.h).
 #include <pybind11/numpy.h>
 
+#include <algorithm>
+
 #include "python/bind.h"
 
 namespace nn::python {
@@ -128,6 +130,27 @@ std::array<int64_t, 2> pair_from(py::handle obj, const char* what) {
     throw py::value_error(std::string(what) + ": expected an int or a pair of ints, got " +
                           std::to_string(s.size()) + " values");
   return {s[0], s[1]};
+}
+
+std::string path_string(py::handle path) {
+  return py::module_::import("os").attr("fspath")(path).cast<std::string>();
+}
+
+Tensor tensor_from(py::handle value) {
+  if (py::isinstance<Variable>(value)) return value.cast<const Variable&>().data();
+  py::object as_tensor = py::module_::import("nn_cuda").attr("as_tensor");
+  return as_tensor(value).cast<const Variable&>().data();
+}
+
+std::vector<Variable> split_sizes(const Variable& x, py::handle sizes, int64_t dim) {
+  if (PyIndex_Check(sizes.ptr())) {
+    int64_t each = sizes.cast<int64_t>();
+    NN_CHECK(each > 0, ValueError, "split: split_size must be positive, got ", each);
+    std::vector<int64_t> parts;
+    for (int64_t left = x.size(dim); left > 0; left -= each) parts.push_back(std::min(each, left));
+    return nn::split(x, parts, dim);
+  }
+  return nn::split(x, shape_from(sizes), dim);
 }
 
 }  // namespace nn::python

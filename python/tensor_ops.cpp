@@ -357,17 +357,7 @@ void bind_tensor_ops(py::module_& /*m*/, TensorClass& cls) {
           py::arg("dim") = 0)
       .def(
           "split",
-          [](V x, py::handle sizes, int64_t d) {
-            if (PyIndex_Check(sizes.ptr())) {
-              int64_t each = sizes.cast<int64_t>();
-              NN_CHECK(each > 0, ValueError, "split: split_size must be positive, got ", each);
-              std::vector<int64_t> parts;
-              for (int64_t left = x.size(d); left > 0; left -= each)
-                parts.push_back(std::min(each, left));
-              return nn::split(x, parts, d);
-            }
-            return nn::split(x, shape_from(sizes), d);
-          },
+          &split_sizes,
           py::arg("split_size_or_sections"), py::arg("dim") = 0);
 
   // In-place updates of the values (not recorded by autograd).

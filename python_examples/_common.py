@@ -133,3 +133,32 @@ def plot_curves(history, path, title):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"saved {path}")
+
+
+def fit(model, optimizer, criterion, train_loader, test_loader, epochs):
+    """Trains for `epochs` epochs with a progress bar, evaluating on the test set after each;
+    returns one dict of train/test loss and accuracy per epoch."""
+    history = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = progress(train_loader, total=len(train_loader), desc=f"epoch {epoch}/{epochs}")
+        for step, (images, labels) in enumerate(bar):
+            logits = model(images)
+            loss = criterion(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            # Reading values back waits for the device: fine for an example's bookkeeping.
+            loss_sum += loss.item() * len(labels)
+            correct += count_correct(logits, labels)
+            seen += len(labels)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+        test_loss, test_acc = evaluate(model, test_loader)
+        history.append(dict(train_loss=loss_sum / seen, train_acc=correct / seen,
+                            test_loss=test_loss, test_acc=test_acc))
+        print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {100 * correct / seen:.2f}% | "
+              f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | "
+              f"{seen / (time.perf_counter() - start):.0f} images/s")
+    return history
