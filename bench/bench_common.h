@@ -100,6 +100,27 @@ void guarded(benchmark::State& state, Body&& body) {
   }
 }
 
+// Sets a process-wide backend switch (set_linear_backend, set_conv_backend) and TF32 for one
+// case, restoring both however the case ends.
+template <class Backend, Backend (*kGet)(), void (*kSet)(Backend)>
+class ScopedBackend {
+ public:
+  ScopedBackend(Backend backend, bool tf32) : backend_(kGet()), tf32_(nn::allow_tf32()) {
+    kSet(backend);
+    nn::set_allow_tf32(tf32);
+  }
+  ~ScopedBackend() {
+    kSet(backend_);
+    nn::set_allow_tf32(tf32_);
+  }
+  ScopedBackend(const ScopedBackend&) = delete;
+  ScopedBackend& operator=(const ScopedBackend&) = delete;
+
+ private:
+  Backend backend_;
+  bool tf32_;
+};
+
 // The main() tail every benchmark program shares, after it has registered its cases.
 inline int run_registered(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);

@@ -63,25 +63,8 @@ struct Config {
   ConvLayer layer;
 };
 
-// Restores the process-wide backend and TF32 switches however the case ends.
-class ScopedSettings {
- public:
-  ScopedSettings(nn::ConvBackend backend, bool tf32)
-      : backend_(nn::conv_backend()), tf32_(nn::allow_tf32()) {
-    nn::set_conv_backend(backend);
-    nn::set_allow_tf32(tf32);
-  }
-  ~ScopedSettings() {
-    nn::set_conv_backend(backend_);
-    nn::set_allow_tf32(tf32_);
-  }
-  ScopedSettings(const ScopedSettings&) = delete;
-  ScopedSettings& operator=(const ScopedSettings&) = delete;
-
- private:
-  nn::ConvBackend backend_;
-  bool tf32_;
-};
+using ScopedSettings =
+    nn::bench::ScopedBackend<nn::ConvBackend, &nn::conv_backend, &nn::set_conv_backend>;
 
 void bm_conv(benchmark::State& state, Config config) {
   if (!nn::bench::usable(state, config.device)) return;

@@ -44,25 +44,8 @@ const char* backend_label(nn::LinearBackend b) {
   return "auto";
 }
 
-// Restores the process-wide backend and TF32 switches however the case ends.
-class ScopedSettings {
- public:
-  ScopedSettings(nn::LinearBackend backend, bool tf32)
-      : backend_(nn::linear_backend()), tf32_(nn::allow_tf32()) {
-    nn::set_linear_backend(backend);
-    nn::set_allow_tf32(tf32);
-  }
-  ~ScopedSettings() {
-    nn::set_linear_backend(backend_);
-    nn::set_allow_tf32(tf32_);
-  }
-  ScopedSettings(const ScopedSettings&) = delete;
-  ScopedSettings& operator=(const ScopedSettings&) = delete;
-
- private:
-  nn::LinearBackend backend_;
-  bool tf32_;
-};
+using ScopedSettings =
+    nn::bench::ScopedBackend<nn::LinearBackend, &nn::linear_backend, &nn::set_linear_backend>;
 
 void bm_linear(benchmark::State& state, Config config) {
   if (!nn::bench::usable(state, config.device)) return;
