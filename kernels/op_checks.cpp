@@ -18,13 +18,21 @@ void check_inputs(const char* op, std::initializer_list<Arg> args) {
 
 void check_floating(const char* op, const Arg& a) {
   NN_CHECK(is_floating(a.t.dtype()), DtypeError, op, ": ", a.name, " is ", dtype_name(a.t.dtype()),
-           ", expected a floating dtype (float32, float64, bfloat16 or float16)");
+           ", expected a floating dtype (float32, float64, bfloat16 or float16); convert with "
+           ".to(float32) first");
+}
+
+void check_floating_or_int64(const char* op, const Arg& a) {
+  NN_CHECK(is_floating(a.t.dtype()) || a.t.dtype() == Dtype::Int64, DtypeError, op, ": ", a.name,
+           " is ", dtype_name(a.t.dtype()),
+           ", expected a floating dtype (float32, float64, bfloat16 or float16) or int64");
 }
 
 void check_same_dtype(const char* op, const Arg& a, const Arg& b) {
+  // No implicit promotion (unlike PyTorch): the caller converts one operand explicitly.
   NN_CHECK(a.t.dtype() == b.t.dtype(), DtypeError, op, ": ", a.name, " is ",
            dtype_name(a.t.dtype()), ", ", b.name, " is ", dtype_name(b.t.dtype()),
-           "; expected one dtype");
+           "; expected one dtype (convert one operand with .to())");
 }
 
 void check_same_shape(const char* op, const Arg& a, const Arg& b) {

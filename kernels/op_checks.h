@@ -19,9 +19,11 @@ struct Arg {
 
 // Every operand defined (ValueError) and all on one device (DeviceError).
 void check_inputs(const char* op, std::initializer_list<Arg> args);
-// A floating dtype (DtypeError).
+// A floating dtype (DtypeError; for int64 and bool the message says to convert first).
 void check_floating(const char* op, const Arg& a);
-// Equal dtypes (DtypeError "matmul: a is float32, b is float64").
+// A floating dtype or int64, the dtypes of integer arithmetic (DtypeError).
+void check_floating_or_int64(const char* op, const Arg& a);
+// Equal dtypes (DtypeError "matmul: a is float32, b is float64; expected one dtype ...").
 void check_same_dtype(const char* op, const Arg& a, const Arg& b);
 // Equal shapes (ShapeError).
 void check_same_shape(const char* op, const Arg& a, const Arg& b);

@@ -4,6 +4,14 @@
 //
 // Dtypes: every op takes float32, float64, bfloat16 and float16 (the half types compute in
 // float32), on the CPU and on CUDA; comparisons return bool; indices are int64.
+// Integer and bool tensors, as in PyTorch but without type promotion (operands of one op share
+// a dtype; int64 with float32 is a DtypeError naming both, convert one with .to()):
+//  - comparisons and where take every dtype, int64 and bool included;
+//  - int64 also takes neg, abs, sign, add, sub, mul, maximum, minimum (exact, wrapping on
+//    overflow), amax, amin, max, min and the arg-reductions; div and pow of int64 refuse
+//    (PyTorch true-divides to float: convert first);
+//  - sum of int64 or bool is int64 (exact); mean and var need a floating dtype;
+//  - a scalar operand of an int64 op must be an integer, of a bool comparison 0 or 1.
 // Binary ops broadcast as NumPy does. All inputs of one op must be on one device.
 #pragma once
 
@@ -50,6 +58,10 @@ enum class UnaryOp : uint8_t {
   Softplus,   // log(1 + exp(alpha x)) / alpha, linear where alpha x > beta
 };
 const char* unary_op_name(UnaryOp op);
+// The unary ops defined on int64 (the rest need a floating dtype).
+constexpr bool is_integer_unary(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
+}
 
 // out = op(x; alpha, beta). The generic entry behind every named form below.
 Tensor unary(UnaryOp op, const Tensor& x, double alpha = 0.0, double beta = 0.0);
@@ -93,6 +105,11 @@ enum class BinaryOp : uint8_t {
 };
 const char* binary_op_name(BinaryOp op);
 constexpr bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
+// The arithmetic ops defined on int64 (Div and Pow need a floating dtype).
+constexpr bool is_integer_arithmetic(BinaryOp op) {
+  return op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul ||
+         op == BinaryOp::Maximum || op == BinaryOp::Minimum;
+}
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 // In place: a's shape must be the broadcast shape (b broadcasts into a).
@@ -138,6 +155,8 @@ Tensor operator/(const Tensor& a, double b);
 // ---- reductions -----------------------------------------------------------------------------
 // `dims` lists axes to reduce (negative counts from the end; empty means all). float32 sums
 // accumulate in float64 on the CPU and in float32 trees on CUDA; variance uses Welford.
+// sum of int64 or bool gives int64, summed exactly (wrapping on overflow); amax, amin and the
+// index forms take int64 too; mean and var take floating dtypes only.
 enum class ReduceOp : uint8_t { Sum, Mean, Max, Min, Var };
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);

@@ -1,6 +1,9 @@
 // Front end of the elementwise rows of the op table: unary ops and activations (forward and
 // backward), binary ops with NumPy broadcasting, where, and the operator spellings.
 // Validation happens here; backends receive operands already expanded to the output's shape.
+// Integer and bool operands follow PyTorch without its type promotion (see kernels/ops.h): the
+// checks below say which ops take which dtypes, and refuse the rest with a hint to convert.
+#include <cmath>
 #include <string>
 
 #include "kernels/backend.h"
@@ -95,6 +98,14 @@ void check_unary_params(const char* name, UnaryOp op, double alpha, double beta)
 // The in-place spelling of an op's name, for messages: "add_".
 std::string inplace_name(const char* name) { return std::string(name) + "_"; }
 
+// Neg, Abs and Sign take int64 as well; every other unary op needs a floating dtype.
+void check_unary_dtype(const char* name, UnaryOp op, const Tensor& x) {
+  if (is_integer_unary(op))
+    detail::check_floating_or_int64(name, {"x", x});
+  else
+    detail::check_floating(name, {"x", x});
+}
+
 }  // namespace
 
 // ---- unary ----------------------------------------------------------------------------------
@@ -102,7 +113,7 @@ std::string inplace_name(const char* name) { return std::string(name) + "_"; }
 Tensor unary(UnaryOp op, const Tensor& x, double alpha, double beta) {
   const char* name = unary_op_name(op);
   detail::check_inputs(name, {{"x", x}});
-  detail::check_floating(name, {"x", x});
+  check_unary_dtype(name, op, x);
   check_unary_params(name, op, alpha, beta);
   Tensor out = empty(x.shape(), {x.dtype(), x.device()});
   if (out.numel() > 0) backend::unary(out, op, x, alpha, beta);
@@ -112,7 +123,7 @@ Tensor unary(UnaryOp op, const Tensor& x, double alpha, double beta) {
 Tensor& unary_(UnaryOp op, Tensor& x, double alpha, double beta) {
   std::string name = inplace_name(unary_op_name(op));
   detail::check_inputs(name.c_str(), {{"x", x}});
-  detail::check_floating(name.c_str(), {"x", x});
+  check_unary_dtype(name.c_str(), op, x);
   check_unary_params(name.c_str(), op, alpha, beta);
   detail::check_writable(name.c_str(), x);
   if (x.numel() > 0) backend::unary(x, op, x, alpha, beta);
@@ -168,16 +179,40 @@ Tensor& relu_(Tensor& x) { return unary_(UnaryOp::Relu, x); }
 
 namespace {
 
-void check_binary_operands(const char* name, const Tensor& a, const Tensor& b) {
+// One dtype for both operands (no promotion), and one the op is defined on: comparisons take
+// every dtype, the integer arithmetic ops int64 too, div and pow floating dtypes only.
+void check_binary_operands(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
   detail::check_inputs(name, {{"a", a}, {"b", b}});
-  detail::check_floating(name, {"a", a});
-  detail::check_floating(name, {"b", b});
   detail::check_same_dtype(name, {"a", a}, {"b", b});
+  if (is_comparison(op)) return;
+  if (is_integer_arithmetic(op)) {
+    detail::check_floating_or_int64(name, {"a", a});
+    return;
+  }
+  if (a.dtype() == Dtype::Int64) {
+    NN_CHECK(op != BinaryOp::Div, DtypeError, name,
+             ": a and b are int64; true division of integers gives a floating result (PyTorch "
+             "promotes, this library does not), so convert with .to(float32) first");
+    NN_THROW(DtypeError, name, ": a and b are int64, expected a floating dtype (float32, float64, ",
+             "bfloat16 or float16); convert with .to(float32) first");
+  }
+  detail::check_floating(name, {"a", a});
 }
 
-// A 0-d tensor holding `value` in a's dtype on a's device, for the scalar forms.
+// A 0-d tensor holding `value` in a's dtype on a's device, for the scalar forms. The value must
+// survive the conversion: an int64 a takes integers only (1.5 would need the float promotion
+// PyTorch does and this library does not), a bool a only 0 and 1.
 Tensor scalar_like(const char* name, const Tensor& a, double value) {
   detail::check_inputs(name, {{"a", a}});
+  constexpr double kInt64Bound = 9223372036854775808.0;  // 2^63
+  if (a.dtype() == Dtype::Int64)
+    NN_CHECK(std::trunc(value) == value && std::abs(value) < kInt64Bound, DtypeError, name,
+             ": the scalar ", value,
+             " is not an integer in the int64 range, and a is int64; "
+             "convert a with .to(float32) or .to(float64) first");
+  if (a.dtype() == Dtype::Bool)
+    NN_CHECK(value == 0.0 || value == 1.0, DtypeError, name, ": the scalar ", value,
+             " is not 0 or 1, and a is bool; convert a with .to(int64) first");
   return full({}, value, {a.dtype(), a.device()});
 }
 
@@ -185,7 +220,7 @@ Tensor scalar_like(const char* name, const Tensor& a, double value) {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_op_name(op);
-  check_binary_operands(name, a, b);
+  check_binary_operands(name, op, a, b);
   Shape shape = detail::broadcast_shapes(name, {a.shape(), b.shape()});
   Tensor out = empty(shape, {is_comparison(op) ? Dtype::Bool : a.dtype(), a.device()});
   if (out.numel() > 0) backend::binary(out, op, a.expand(shape), b.expand(shape));
@@ -195,7 +230,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 Tensor& binary_(BinaryOp op, Tensor& a, const Tensor& b) {
   std::string name_s = inplace_name(binary_op_name(op));
   const char* name = name_s.c_str();
-  check_binary_operands(name, a, b);
+  check_binary_operands(name, op, a, b);
   NN_CHECK(!is_comparison(op), DtypeError, name,
            ": a comparison produces bool and cannot be written in place into ",
            dtype_name(a.dtype()), " a; use the out-of-place form");

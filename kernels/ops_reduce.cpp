@@ -3,6 +3,8 @@
 // output, which is then viewed without the reduced axes unless keepdim. A 0-d input is reduced
 // as a one-element vector. Backends never see an empty reduced extent: the front end fills the
 // identity (0 for sum, NaN for mean and var) or rejects it (max, min, arg-reductions).
+// Dtypes as in PyTorch: sum takes every dtype, and sums int64 and bool into int64; the extreme
+// and index reductions take floating dtypes and int64; mean and var floating dtypes only.
 #include <limits>
 
 #include "kernels/backend.h"
@@ -23,8 +25,6 @@ struct ReducePlan {
 
 ReducePlan plan_reduce(const char* op, const Tensor& x, const std::vector<int64_t>& dims,
                        bool keepdim) {
-  detail::check_inputs(op, {{"x", x}});
-  detail::check_floating(op, {"x", x});
   ReducePlan p;
   p.x = x.dim() == 0 ? x.reshape({1}) : x;
   int64_t rank = p.x.dim();
@@ -57,11 +57,30 @@ void check_nonempty_extent(const char* op, const Tensor& x, const ReducePlan& p)
            " (reduced dimensions ", shape_str(p.dims), "); the result would have no identity");
 }
 
+// The dtypes `rop` is defined on (DtypeError otherwise) and the dtype of its result.
+Dtype reduce_out_dtype(const char* op, ReduceOp rop, const Tensor& x) {
+  switch (rop) {
+    case ReduceOp::Sum:
+      return is_floating(x.dtype()) ? x.dtype() : Dtype::Int64;
+    case ReduceOp::Max:
+    case ReduceOp::Min:
+      detail::check_floating_or_int64(op, {"x", x});
+      return x.dtype();
+    case ReduceOp::Mean:
+    case ReduceOp::Var:
+      break;
+  }
+  detail::check_floating(op, {"x", x});
+  return x.dtype();
+}
+
 Tensor reduce_impl(const char* op, ReduceOp rop, const Tensor& x, const std::vector<int64_t>& dims,
                    bool keepdim, int64_t correction = 0) {
+  detail::check_inputs(op, {{"x", x}});
+  const Dtype out_dtype = reduce_out_dtype(op, rop, x);
   ReducePlan p = plan_reduce(op, x, dims, keepdim);
   if (rop == ReduceOp::Max || rop == ReduceOp::Min) check_nonempty_extent(op, x, p);
-  Tensor out = empty(p.keep_shape, {x.dtype(), x.device()});
+  Tensor out = empty(p.keep_shape, {out_dtype, x.device()});
   if (out.numel() > 0) {
     if (p.count > 0)
       backend::reduce(out, rop, p.x, p.dims, correction);
@@ -73,6 +92,8 @@ Tensor reduce_impl(const char* op, ReduceOp rop, const Tensor& x, const std::vec
 
 std::pair<Tensor, Tensor> reduce_index_impl(const char* op, ReduceOp rop, const Tensor& x,
                                             int64_t dim, bool keepdim) {
+  detail::check_inputs(op, {{"x", x}});
+  detail::check_floating_or_int64(op, {"x", x});
   ReducePlan p = plan_reduce(op, x, {dim}, keepdim);
   check_nonempty_extent(op, x, p);
   Tensor values = empty(p.keep_shape, {x.dtype(), x.device()});

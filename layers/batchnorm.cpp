@@ -50,11 +50,7 @@ Variable BatchNorm::forward(const Variable& x) {
     return batch_norm(x, weight_, bias_, no_mean, no_var, /*training=*/true, opt_.momentum,
                       opt_.eps, opt_.activation);
   }
-  if (is_training()) {
-    // The op table adds floating tensors only; float64 counts exactly to 2^53, and the round
-    // trip stays on the device.
-    num_batches_tracked_->copy_(add(num_batches_tracked_->to(Dtype::Float64), 1.0));
-  }
+  if (is_training()) add_(*num_batches_tracked_, 1.0);  // int64 in place, on the device
   return batch_norm(x, weight_, bias_, *running_mean_, *running_var_, is_training(), opt_.momentum,
                     opt_.eps, opt_.activation);
 }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -85,6 +86,9 @@ struct OpCase {
   double tol_scale = 1.0;     // multiplies the per-dtype tolerance (matmul: 10x)
   double floor = 1e-3;        // denominators below this count as this (cancellation-prone rows: 1)
   bool dtype_errors = true;   // derive int64-input and mixed-dtype checks
+  // Non-floating dtypes the op takes (tests/op_table_int.cpp checks their results): the derived
+  // checks expect a DtypeError only for the others.
+  std::vector<Dtype> accepts;
   bool noncontiguous = true;  // build transposed / sliced / expanded inputs
   bool expand_ok = true;      // false for in-place rows: writing through a stride-0 view is racy
   std::vector<BadCase> bad;   // shape / index checks specific to the row
@@ -92,6 +96,8 @@ struct OpCase {
 
 // The table (op_harness.cpp).
 const std::vector<OpCase>& op_table();
+// The integer and bool rows (tests/op_table_int.cpp), each with the dtype it runs in.
+const std::vector<std::pair<OpCase, Dtype>>& int_op_cases();
 const OpCase& op_case(const std::string& name);
 
 // ---- building inputs ------------------------------------------------------------------------

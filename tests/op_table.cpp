@@ -97,6 +97,9 @@ void add_unary_rows(std::vector<OpCase>& rows) {
           map_broadcast(in, [&](const std::vector<double>& a) { return f(a[0]); })};
     };
     fwd.tol_scale = u.tol_scale;
+    if (u.op == UnaryOp::Neg || u.op == UnaryOp::Abs || u.op == UnaryOp::Sign) {
+      fwd.accepts = {Dtype::Int64};
+    }
     rows.push_back(fwd);
 
     // The generic entry, in place: unary_(op, x) writes through x's (possibly strided) view.

@@ -329,6 +329,7 @@ void add_reduction_rows(std::vector<OpCase>& rows) {
   rows.push_back(reduction(
       "sum", "sum", [](const Tensor& x, const Draw& d) { return sum(x, d.dims, d.keepdim); },
       [](const std::vector<double>& l, const Draw&) { return lane_sum(l); }, true));
+  rows.back().accepts = {Dtype::Int64, Dtype::Bool};  // summed in int64
   rows.push_back(reduction(
       "mean", "mean", [](const Tensor& x, const Draw& d) { return mean(x, d.dims, d.keepdim); },
       [](const std::vector<double>& l, const Draw&) { return lane_mean(l); }, false));
@@ -344,6 +345,7 @@ void add_reduction_rows(std::vector<OpCase>& rows) {
         return *std::min_element(l.begin(), l.end());
       },
       false));
+  rows[rows.size() - 2].accepts = rows.back().accepts = {Dtype::Int64};  // amax, amin
   for (int64_t c : {0, 1}) {
     // Every axis has at least 2 elements so the corrected count stays positive.
     OpCase v = reduction(
@@ -357,11 +359,13 @@ void add_reduction_rows(std::vector<OpCase>& rows) {
   rows.push_back(index_reduction("min_dim", "min", false, true, kSym));
   rows.push_back(index_reduction("max_dim_ties", "max", true, true, kInts));
   rows.push_back(index_reduction("min_dim_ties", "min", false, true, kInts));
+  for (size_t i = rows.size() - 4; i < rows.size(); ++i) rows[i].accepts = {Dtype::Int64};
   rows.push_back(index_reduction("argmax_dim", "argmax", true, false, kInts));
   rows.push_back(index_reduction("argmin_dim", "argmin", false, false, kInts));
   rows.back().dtype_errors = rows[rows.size() - 2].dtype_errors = false;
   rows.push_back(full_reduction("max_all", "max", 0, kSym));
   rows.push_back(full_reduction("min_all", "min", 1, kSym));
+  rows[rows.size() - 2].accepts = rows.back().accepts = {Dtype::Int64};
   rows.push_back(full_reduction("argmax_all", "argmax", 2, kInts));
   add_softmax_rows(rows);
   add_matmul_rows(rows);

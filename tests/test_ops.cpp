@@ -3,6 +3,7 @@
 // every row's bad inputs (wrong shapes, indices, dtypes) giving the right nn::Error naming the op.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -141,6 +142,7 @@ TEST_P(OpBadInput, ThrowsNamedError) {
     for (int i = 0; i < row.arity; ++i) (row.domains[i].boolean ? masks : floats).push_back(i);
     const std::string ctx = row.name + " " + describe(draw);
     for (Dtype bad : {Dtype::Int64, Dtype::Bool}) {
+      if (std::find(row.accepts.begin(), row.accepts.end(), bad) != row.accepts.end()) continue;
       const std::vector<Tensor> ins = bad_inputs(row, draw, floats.at(0), bad, rng);
       expect_error(
           ErrKind::Dtype, row.err_name, [&] { row.run(ins, draw); },

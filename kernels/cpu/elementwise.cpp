@@ -1,6 +1,8 @@
 // CPU elementwise rows of the op table: fill, copy (any dtype to any dtype), unary and its
 // backward, binary (arithmetic and comparisons), where. One strided loop (loops.h) serves them
 // all; the scalar maths comes from kernels/math.h so the CUDA backend computes the same thing.
+// int64 takes the integer ops of kernels/ops.h (is_integer_unary, is_integer_arithmetic),
+// computed exactly in int64; bool takes comparisons and where.
 #include <cstring>
 #include <type_traits>
 
@@ -9,6 +11,52 @@
 #include "kernels/math.h"
 
 namespace nn::cpu {
+
+namespace {
+
+// int64 maths in two's complement through uint64_t, so overflow wraps (as in PyTorch) instead of
+// being undefined; the CUDA backend (kernels/cuda/elementwise.cu) computes the same.
+template <UnaryOp Op>
+int64_t int_unary(int64_t x) {
+  const uint64_t u = static_cast<uint64_t>(x);
+  if constexpr (Op == UnaryOp::Neg)
+    return static_cast<int64_t>(0 - u);
+  else if constexpr (Op == UnaryOp::Abs)
+    return x < 0 ? static_cast<int64_t>(0 - u) : x;
+  else
+    return int64_t(x > 0) - int64_t(x < 0);  // Sign
+}
+
+template <BinaryOp Op>
+int64_t int_binary(int64_t a, int64_t b) {
+  const uint64_t ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
+  if constexpr (Op == BinaryOp::Add)
+    return static_cast<int64_t>(ua + ub);
+  else if constexpr (Op == BinaryOp::Sub)
+    return static_cast<int64_t>(ua - ub);
+  else if constexpr (Op == BinaryOp::Mul)
+    return static_cast<int64_t>(ua * ub);
+  else if constexpr (Op == BinaryOp::Maximum)
+    return a > b ? a : b;
+  else
+    return a < b ? a : b;  // Minimum
+}
+
+void unary_int64(Tensor& out, UnaryOp op, const Tensor& x) {
+  int64_t* o = out.data<int64_t>();
+  const int64_t* xp = x.data<int64_t>();
+  visit_unary(op, [&]<UnaryOp Op>() {
+    if constexpr (is_integer_unary(Op)) {
+      for_each_offset<2>(out.shape(), {&out, &x},
+                         [&](const int64_t* off) { o[off[0]] = int_unary<Op>(xp[off[1]]); });
+    } else {
+      NN_THROW(DtypeError, unary_op_name(op),
+               ": dtype int64 is not supported, expected a floating dtype");
+    }
+  });
+}
+
+}  // namespace
 
 void fill(Tensor& out, double value) {
   visit_all(out.dtype(), [&]<class T>() {
@@ -42,6 +90,7 @@ void copy(Tensor& out, const Tensor& src) {
 }
 
 void unary(Tensor& out, UnaryOp op, const Tensor& x, double alpha, double beta) {
+  if (out.dtype() == Dtype::Int64) return unary_int64(out, op, x);
   visit_floating(out.dtype(), "unary", [&]<class T>() {
     using A = acc_t<T>;
     T* o = out.data<T>();
@@ -74,8 +123,8 @@ void unary_backward(Tensor& out, UnaryOp op, const Tensor& grad, const Tensor& x
 
 namespace {
 
-// Comparisons accept every dtype (int64 labels against an argmax, say), arithmetic only the
-// floating ones; both compute in acc_t<T>.
+// Comparisons accept every dtype (int64 labels against an argmax, say) and compute in acc_t<T>;
+// arithmetic takes the floating dtypes (in acc_t<T>) and int64 (the integer ops, exactly).
 template <class T>
 void binary_typed(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
   using A = acc_t<T>;
@@ -87,14 +136,21 @@ void binary_typed(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
       for_each_offset<3>(out.shape(), {&out, &a, &b}, [&](const int64_t* off) {
         o[off[0]] = math::compare_fn<Op, A>(static_cast<A>(ap[off[1]]), static_cast<A>(bp[off[2]]));
       });
-    } else if constexpr (std::is_floating_point_v<A>) {
+    } else if constexpr (std::is_same_v<T, int64_t> && is_integer_arithmetic(Op)) {
+      T* o = out.data<T>();
+      for_each_offset<3>(out.shape(), {&out, &a, &b}, [&](const int64_t* off) {
+        o[off[0]] = int_binary<Op>(ap[off[1]], bp[off[2]]);
+      });
+    } else if constexpr (std::is_floating_point_v<A> && !std::is_same_v<T, bool>) {
       T* o = out.data<T>();
       for_each_offset<3>(out.shape(), {&out, &a, &b}, [&](const int64_t* off) {
         o[off[0]] = T(math::binary_fn<Op, A>(static_cast<A>(ap[off[1]]), static_cast<A>(bp[off[2]])));
       });
     } else {
-      NN_THROW(DtypeError, "binary: ", binary_op_name(op), " is not supported for dtype ", dtype_name(a.dtype()),
-               ", expected a floating dtype");
+      NN_THROW(DtypeError, "binary: ", binary_op_name(op), " is not supported for dtype ",
+               dtype_name(a.dtype()),
+               is_integer_arithmetic(op) ? ", expected a floating dtype or int64"
+                                         : ", expected a floating dtype");
     }
   });
 }
@@ -102,10 +158,7 @@ void binary_typed(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 void binary(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
-  if (is_comparison(op))
-    visit_all(a.dtype(), [&]<class T>() { binary_typed<T>(out, op, a, b); });
-  else
-    visit_floating(a.dtype(), "binary", [&]<class T>() { binary_typed<T>(out, op, a, b); });
+  visit_all(a.dtype(), [&]<class T>() { binary_typed<T>(out, op, a, b); });
 }
 
 void where(Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {

@@ -1,6 +1,8 @@
 // CPU reductions: reduce (Sum, Mean, Max, Min, Var over any set of axes) and reduce_index
-// (Max, Min with the first index along one axis). Values accumulate in double whatever the
-// dtype; Var uses Welford's update, merged across chunks with Chan's formula; NaN propagates.
+// (Max, Min with the first index along one axis). Values of the floating dtypes accumulate in
+// double; int64 and bool ones in int64, exactly (a sum wraps on overflow, as in PyTorch), and a
+// sum of either is int64. Var uses Welford's update, merged across chunks with Chan's formula;
+// NaN propagates.
 //
 // Decomposition: x is split into kept axes (one per output element, out is contiguous) and
 // reduced axes (R elements per output). Two loop orders:
@@ -12,6 +14,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -27,23 +30,65 @@ constexpr int64_t kBlock = 256;       // outputs accumulated together in the blo
 constexpr int64_t kChunk = 16384;     // reduced elements per partial accumulator
 constexpr int64_t kMaxChunks = 64;
 
+// What the accumulators see of an element of T: double for the floating dtypes, int64 for int64
+// and bool (exact beyond 2^53).
+template <class T>
+constexpr bool kIntegral = std::is_same_v<T, int64_t> || std::is_same_v<T, bool>;
+template <class T>
+using value_t = std::conditional_t<kIntegral<T>, int64_t, double>;
+
+// What an output of an empty extent (rejected by the front end) would hold: NaN, 0 for int64.
+template <class V>
+V empty_value() {
+  if constexpr (std::is_floating_point_v<V>)
+    return V(kNaN);
+  else
+    return V(0);
+}
+
+// The start of a running max (kMax) or min: below or above every value of V.
+template <class V, bool kMax>
+V extreme_start() {
+  if constexpr (std::is_integral_v<V>)
+    return kMax ? std::numeric_limits<V>::lowest() : std::numeric_limits<V>::max();
+  else
+    return kMax ? V(-kInf) : V(kInf);
+}
+
+template <class V>
+bool is_nan(V v) {
+  if constexpr (std::is_floating_point_v<V>)
+    return std::isnan(v);
+  else
+    return false;
+}
+
+template <class V>
 struct SumAcc {
-  double sum = 0.0;
-  void add(double v, int64_t) { sum += v; }
-  void merge(const SumAcc& o) { sum += o.sum; }
+  using Value = V;
+  V sum = 0;
+  void add(V v, int64_t) {
+    if constexpr (std::is_integral_v<V>)  // two's complement wrap, not undefined overflow
+      sum = static_cast<V>(static_cast<uint64_t>(sum) + static_cast<uint64_t>(v));
+    else
+      sum += v;
+  }
+  void merge(const SumAcc& o) { add(o.sum, 0); }
 };
 
-template <bool kMax>
+template <class V, bool kMax>
 struct ExtremeAcc {
-  double best = kMax ? -kInf : kInf;
+  using Value = V;
+  V best = extreme_start<V, kMax>();
   // Once best is NaN no comparison is true, so it stays NaN.
-  void add(double v, int64_t) {
-    if (std::isnan(v) || (kMax ? v > best : v < best)) best = v;
+  void add(V v, int64_t) {
+    if (is_nan(v) || (kMax ? v > best : v < best)) best = v;
   }
   void merge(const ExtremeAcc& o) { add(o.best, 0); }
 };
 
 struct VarAcc {
+  using Value = double;
   double count = 0.0, mean = 0.0, m2 = 0.0;
   void add(double v, int64_t) {
     count += 1.0;
@@ -65,14 +110,15 @@ struct VarAcc {
 };
 
 // The extreme value and the first index where it occurs; a NaN is more extreme than anything.
-template <bool kMax>
+template <class V, bool kMax>
 struct IndexAcc {
-  double best = 0.0;
+  using Value = V;
+  V best = 0;
   int64_t index = -1;
-  bool beats(double v) const {
-    return index < 0 || (!std::isnan(best) && (std::isnan(v) || (kMax ? v > best : v < best)));
+  bool beats(V v) const {
+    return index < 0 || (!is_nan(best) && (is_nan(v) || (kMax ? v > best : v < best)));
   }
-  void add(double v, int64_t i) {
+  void add(V v, int64_t i) {
     if (beats(v)) best = v, index = i;
   }
   // `o` covers later indices, so on a tie the current one stays.
@@ -94,7 +140,13 @@ void reduce_driver(const Tensor& x, const std::vector<int64_t>& kept,
   for (int64_t d : kept) outputs *= x.size(d);
   for (int64_t d : reduced) r_count *= x.size(d);
   if (outputs == 0) return;
-  auto load = [xp](int64_t off) { return static_cast<double>(static_cast<acc_t<T>>(xp[off])); };
+  auto load = [xp](int64_t off) {
+    using V = typename Acc::Value;
+    if constexpr (kIntegral<T>)
+      return static_cast<V>(xp[off]);
+    else
+      return static_cast<V>(static_cast<acc_t<T>>(xp[off]));
+  };
   auto accumulate = [&](Acc& acc, int64_t base, int64_t begin, int64_t end) {
     walk_offsets<1>(rcalc, begin, end,
                     [&](int64_t r, const int64_t* off) { acc.add(load(base + off[0]), r); });
@@ -163,6 +215,60 @@ void split_axes(const Tensor& x, const std::vector<int64_t>& dims, std::vector<i
   for (int64_t d = 0; d < x.dim(); ++d) (is_reduced[d] ? reduced : kept).push_back(d);
 }
 
+// reduce for x of type T into out of type Out: T itself for the floating dtypes and for int64
+// (Max, Min), int64 for a Sum of int64 or bool. Mean and Var need a floating T.
+template <class T, class Out>
+void reduce_typed(Tensor& out, ReduceOp op, const Tensor& x, const std::vector<int64_t>& kept,
+                  const std::vector<int64_t>& reduced, int64_t r_count, int64_t correction) {
+  using V = value_t<T>;
+  const double count = static_cast<double>(r_count);
+  Out* o = out.data<Out>();
+  auto store = [o](int64_t i, V v) {
+    if constexpr (std::is_same_v<Out, V>)
+      o[i] = v;
+    else
+      o[i] = Out(static_cast<acc_t<Out>>(v));
+  };
+  switch (op) {
+    case ReduceOp::Sum:
+      reduce_driver<T, SumAcc<V>>(x, kept, reduced,
+                                  [&](int64_t i, const SumAcc<V>& a) { store(i, a.sum); });
+      return;
+    case ReduceOp::Max:
+      reduce_driver<T, ExtremeAcc<V, true>>(x, kept, reduced,
+                                            [&](int64_t i, const ExtremeAcc<V, true>& a) {
+                                              store(i, r_count == 0 ? empty_value<V>() : a.best);
+                                            });
+      return;
+    case ReduceOp::Min:
+      reduce_driver<T, ExtremeAcc<V, false>>(x, kept, reduced,
+                                             [&](int64_t i, const ExtremeAcc<V, false>& a) {
+                                               store(i, r_count == 0 ? empty_value<V>() : a.best);
+                                             });
+      return;
+    case ReduceOp::Mean:
+    case ReduceOp::Var:
+      if constexpr (std::is_same_v<V, double>) {
+        if (op == ReduceOp::Mean) {
+          reduce_driver<T, SumAcc<double>>(x, kept, reduced,
+                                           [&](int64_t i, const SumAcc<double>& a) {
+                                             store(i, a.sum / count);  // an empty mean is 0/0 = NaN
+                                           });
+          return;
+        }
+        // As PyTorch: divide by max(0, count - correction), so too few elements give NaN or inf.
+        const double denom = std::max(0.0, count - static_cast<double>(correction));
+        reduce_driver<T, VarAcc>(x, kept, reduced,
+                                 [&](int64_t i, const VarAcc& a) { store(i, a.m2 / denom); });
+        return;
+      } else {
+        NN_THROW(DtypeError, "reduce: mean and var of ", dtype_name(x.dtype()),
+                 " are not supported, expected a floating dtype");
+      }
+  }
+  NN_THROW(ValueError, "reduce: unknown reduce op code ", int(op));
+}
+
 }  // namespace
 
 void reduce(Tensor& out, ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
@@ -171,40 +277,19 @@ void reduce(Tensor& out, ReduceOp op, const Tensor& x, const std::vector<int64_t
   split_axes(x, dims, kept, reduced);
   int64_t r_count = 1;
   for (int64_t d : reduced) r_count *= x.size(d);
-  const double count = static_cast<double>(r_count);
-
-  visit_floating(x.dtype(), "reduce", [&]<class T>() {
-    T* o = out.data<T>();
-    auto store = [o](int64_t i, double v) { o[i] = T(static_cast<acc_t<T>>(v)); };
-    switch (op) {
-      case ReduceOp::Sum:
-      case ReduceOp::Mean: {
-        const bool mean = op == ReduceOp::Mean;
-        reduce_driver<T, SumAcc>(x, kept, reduced, [&](int64_t i, const SumAcc& a) {
-          store(i, mean ? a.sum / count : a.sum);  // an empty mean is 0/0 = NaN
-        });
-        return;
-      }
-      case ReduceOp::Max:
-        reduce_driver<T, ExtremeAcc<true>>(x, kept, reduced, [&](int64_t i, const ExtremeAcc<true>& a) {
-          store(i, r_count == 0 ? kNaN : a.best);
-        });
-        return;
-      case ReduceOp::Min:
-        reduce_driver<T, ExtremeAcc<false>>(x, kept, reduced, [&](int64_t i, const ExtremeAcc<false>& a) {
-          store(i, r_count == 0 ? kNaN : a.best);
-        });
-        return;
-      case ReduceOp::Var: {
-        // As PyTorch: divide by max(0, count - correction), so too few elements give NaN or inf.
-        const double denom = std::max(0.0, count - static_cast<double>(correction));
-        reduce_driver<T, VarAcc>(x, kept, reduced,
-                                 [&](int64_t i, const VarAcc& a) { store(i, a.m2 / denom); });
-        return;
-      }
-    }
-    NN_THROW(ValueError, "reduce: unknown reduce op code ", int(op));
-  });
+  auto run = [&]<class T, class Out>() {
+    reduce_typed<T, Out>(out, op, x, kept, reduced, r_count, correction);
+  };
+  switch (x.dtype()) {
+    case Dtype::Int64:
+      return run.template operator()<int64_t, int64_t>();
+    case Dtype::Bool:
+      NN_CHECK(op == ReduceOp::Sum, DtypeError, "reduce: only sum takes bool, got op code ",
+               int(op));
+      return run.template operator()<bool, int64_t>();
+    default:
+      visit_floating(x.dtype(), "reduce", [&]<class T>() { run.template operator()<T, T>(); });
+  }
 }
 
 void reduce_index(Tensor& values, Tensor& indices, ReduceOp op, const Tensor& x, int64_t dim) {
@@ -212,21 +297,30 @@ void reduce_index(Tensor& values, Tensor& indices, ReduceOp op, const Tensor& x,
            "reduce_index: op must be Max or Min, got code ", int(op));
   std::vector<int64_t> kept, reduced;
   split_axes(x, {dim}, kept, reduced);
-  visit_floating(x.dtype(), "reduce_index", [&]<class T>() {
+  auto typed = [&]<class T>() {
+    using V = value_t<T>;
     T* v = values.data<T>();
     int64_t* idx = indices.data<int64_t>();
     auto run = [&]<bool kMax>() {
-      reduce_driver<T, IndexAcc<kMax>>(x, kept, reduced, [&](int64_t i, const IndexAcc<kMax>& a) {
-        // An empty axis (rejected by the front end) leaves NaN and index 0 rather than garbage.
-        v[i] = T(static_cast<acc_t<T>>(a.index < 0 ? kNaN : a.best));
-        idx[i] = a.index < 0 ? 0 : a.index;
-      });
+      reduce_driver<T, IndexAcc<V, kMax>>(x, kept, reduced,
+                                          [&](int64_t i, const IndexAcc<V, kMax>& a) {
+                                            const V best = a.index < 0 ? empty_value<V>() : a.best;
+                                            if constexpr (kIntegral<T>)
+                                              v[i] = best;
+                                            else
+                                              v[i] = T(static_cast<acc_t<T>>(best));
+                                            idx[i] = a.index < 0 ? 0 : a.index;
+                                          });
     };
     if (op == ReduceOp::Max)
       run.template operator()<true>();
     else
       run.template operator()<false>();
-  });
+  };
+  if (x.dtype() == Dtype::Int64)
+    typed.template operator()<int64_t>();
+  else
+    visit_floating(x.dtype(), "reduce_index", typed);
 }
 
 }  // namespace nn::cpu

@@ -1,6 +1,8 @@
 // CUDA rows of the op table for elementwise work: fill, copy (any dtype pair, any strides),
 // unary, unary_backward, binary (comparisons give bool), where and random. The maths is the
 // shared scalar code of kernels/math.h; the launch geometry is kernels/cuda/elementwise.cuh.
+// int64 takes the integer ops of kernels/ops.h (is_integer_unary, is_integer_arithmetic),
+// exact and wrapping as on the CPU, through the same launcher (int64 packs of 2 per 16 bytes).
 // random: one thread per output element per grid-stride step, element i drawn from the
 // counter (seed, offset, i) exactly as on the CPU, so both devices give the same numbers.
 
@@ -21,6 +23,38 @@ struct FillFn {
 template <class To, class From>
 struct CastFn {
   __device__ To operator()(From x) const { return cast<To>(x); }
+};
+
+// int64 maths in two's complement through uint64_t, so overflow wraps (as in PyTorch) instead of
+// being undefined; the CPU backend (kernels/cpu/elementwise.cpp) computes the same.
+template <UnaryOp Op>
+struct IntUnaryFn {
+  __device__ int64_t operator()(int64_t x) const {
+    const uint64_t u = static_cast<uint64_t>(x);
+    if constexpr (Op == UnaryOp::Neg)
+      return static_cast<int64_t>(0 - u);
+    else if constexpr (Op == UnaryOp::Abs)
+      return x < 0 ? static_cast<int64_t>(0 - u) : x;
+    else
+      return int64_t(x > 0) - int64_t(x < 0);  // Sign
+  }
+};
+
+template <BinaryOp Op>
+struct IntBinaryFn {
+  __device__ int64_t operator()(int64_t a, int64_t b) const {
+    const uint64_t ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
+    if constexpr (Op == BinaryOp::Add)
+      return static_cast<int64_t>(ua + ub);
+    else if constexpr (Op == BinaryOp::Sub)
+      return static_cast<int64_t>(ua - ub);
+    else if constexpr (Op == BinaryOp::Mul)
+      return static_cast<int64_t>(ua * ub);
+    else if constexpr (Op == BinaryOp::Maximum)
+      return a > b ? a : b;
+    else
+      return a < b ? a : b;  // Minimum
+  }
 };
 
 template <UnaryOp Op, class T>
@@ -107,6 +141,16 @@ void copy(Tensor& out, const Tensor& src) {
 }
 
 void unary(Tensor& out, UnaryOp op, const Tensor& x, double alpha, double beta) {
+  if (out.dtype() == Dtype::Int64) {
+    visit_unary(op, [&]<UnaryOp Op>() {
+      if constexpr (is_integer_unary(Op))
+        launch_elementwise<int64_t, int64_t>(out, IntUnaryFn<Op>{}, x);
+      else
+        NN_THROW(DtypeError, unary_op_name(op),
+                 ": dtype int64 is not supported, expected a floating dtype");
+    });
+    return;
+  }
   visit_floating(out.dtype(), unary_op_name(op), [&]<class T>() {
     using A = acc_t<T>;
     visit_unary(op, [&]<UnaryOp Op>() {
@@ -125,8 +169,8 @@ void unary_backward(Tensor& out, UnaryOp op, const Tensor& grad, const Tensor& x
   });
 }
 
-// Comparisons accept every dtype (int64 labels against an argmax, say), arithmetic only the
-// floating ones, as on the CPU.
+// Comparisons accept every dtype (int64 labels against an argmax, say), arithmetic the floating
+// ones and int64 (the integer ops only), as on the CPU.
 void binary(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
   if (is_comparison(op)) {
     visit_all(a.dtype(), [&]<class T>() {
@@ -134,6 +178,16 @@ void binary(Tensor& out, BinaryOp op, const Tensor& a, const Tensor& b) {
         if constexpr (is_comparison(Op))
           launch_elementwise<bool, T, T>(out, CompareFn<Op, T>{}, a, b);
       });
+    });
+    return;
+  }
+  if (a.dtype() == Dtype::Int64) {
+    visit_binary(op, [&]<BinaryOp Op>() {
+      if constexpr (is_integer_arithmetic(Op))
+        launch_elementwise<int64_t, int64_t, int64_t>(out, IntBinaryFn<Op>{}, a, b);
+      else
+        NN_THROW(DtypeError, binary_op_name(op),
+                 ": dtype int64 is not supported, expected a floating dtype");
     });
     return;
   }

@@ -1,8 +1,9 @@
 // CUDA reductions: reduce (Sum, Mean, Max, Min, Var over any set of axes, any strides) and
 // reduce_index (Max, Min and the first index where it occurs, along one axis). Each thread
-// accumulates in acc_t<T> (float for float32 and the half types, double for float64); partial
-// states merge in warp-shuffle trees; Var is Welford's update, partials merged with Chan's
-// formula; NaN propagates (and counts as the extreme for reduce_index).
+// accumulates in acc_t<T> (float for float32 and the half types, double for float64) or, for
+// int64 and bool, in int64 (exact; a sum wraps on overflow, and a sum of either is int64);
+// partial states merge in warp-shuffle trees; Var is Welford's update, partials merged with
+// Chan's formula; NaN propagates (and counts as the extreme for reduce_index).
 //
 // x is split into kept axes (one output each; out is contiguous) and reduced axes (R elements
 // per output). Two decompositions:
@@ -18,6 +19,7 @@
 //    partials of an output merge through shared memory.
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/allocator.h"
@@ -39,36 +41,65 @@ constexpr int64_t kSplitChunk = 16384;
 constexpr int64_t kMaxSplits = 1024;
 
 // ---- reducers: a State, init / step / merge on the device, store of the final state --------
+// A reducer's A is the type each element is converted to before step(): acc_t<T> for the
+// floating dtypes, int64 for int64 and bool (exact where float would round).
 
 template <class T>
-struct SumReducer {  // Sum, and Mean when divisor != 1
-  using A = acc_t<T>;
+constexpr bool kIntegral = std::is_same_v<T, int64_t> || std::is_same_v<T, bool>;
+template <class T>
+using value_t = std::conditional_t<kIntegral<T>, int64_t, acc_t<T>>;
+
+// What an output of an empty extent holds: NaN, as on the CPU, or 0 for int64.
+template <class A>
+__device__ NN_INLINE A empty_value() {
+  if constexpr (std::is_floating_point_v<A>)
+    return std::numeric_limits<A>::quiet_NaN();
+  else
+    return A(0);
+}
+
+// Sum, and Mean when divisor != 1 (floating only). Sums of int64 and bool go to an int64 out
+// and wrap on overflow through uint64_t, as on the CPU.
+template <class T, class Out = T>
+struct SumReducer {
+  using A = value_t<T>;
   using State = A;
-  T* out;
+  Out* out;
   A divisor;
   __device__ State init() const { return A(0); }
-  __device__ State step(State s, A x, int64_t) const { return s + x; }
-  __device__ State merge(State a, State b) const { return a + b; }
-  __device__ void store(int64_t o, State s) const { out[o] = T(s / divisor); }
+  __device__ State merge(State a, State b) const {
+    if constexpr (std::is_integral_v<A>)
+      return static_cast<A>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+    else
+      return a + b;
+  }
+  __device__ State step(State s, A x, int64_t) const { return merge(s, x); }
+  __device__ void store(int64_t o, State s) const {
+    if constexpr (std::is_integral_v<A>)
+      out[o] = s;
+    else
+      out[o] = Out(s / divisor);
+  }
 };
 
 template <class T, bool kMax>
 struct ExtremeReducer {
-  using A = acc_t<T>;
+  using A = value_t<T>;
   using State = A;
   T* out;
-  bool empty;  // no reduced elements: NaN, as on the CPU
+  bool empty;  // no reduced elements: NaN (0 for int64), as on the CPU
   __device__ State init() const {
-    return kMax ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::infinity();
+    if constexpr (std::is_integral_v<A>)
+      return kMax ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
+    else
+      return kMax ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::infinity();
   }
   // Once a is NaN no comparison is true, so it stays NaN; a NaN b wins.
   __device__ State merge(State a, State b) const {
     return (math::isnan_(b) || (kMax ? b > a : b < a)) ? b : a;
   }
   __device__ State step(State s, A x, int64_t) const { return merge(s, x); }
-  __device__ void store(int64_t o, State s) const {
-    out[o] = T(empty ? std::numeric_limits<A>::quiet_NaN() : s);
-  }
+  __device__ void store(int64_t o, State s) const { out[o] = T(empty ? empty_value<A>() : s); }
 };
 
 template <class A>
@@ -112,7 +143,7 @@ constexpr int64_t kNoIndex = std::numeric_limits<int64_t>::max();
 
 template <class T, bool kMax>
 struct IndexReducer {
-  using A = acc_t<T>;
+  using A = value_t<T>;
   using State = IndexState<A>;
   T* values;
   int64_t* indices;
@@ -130,7 +161,7 @@ struct IndexReducer {
   __device__ State step(State s, A x, int64_t j) const { return merge(s, State{x, j}); }
   __device__ void store(int64_t o, State s) const {
     const bool empty = s.index == kNoIndex;  // an empty axis: NaN and index 0, as on the CPU
-    values[o] = T(empty ? std::numeric_limits<A>::quiet_NaN() : s.value);
+    values[o] = T(empty ? empty_value<A>() : s.value);
     indices[o] = empty ? 0 : s.index;
   }
 };
@@ -154,7 +185,7 @@ template <int kThreads, bool kDense, class T, class R>
 __global__ void __launch_bounds__(kBlockSize)
     reduce_rows_kernel(const T* __restrict__ x, ReduceGeometry g, int64_t parts, int64_t chunk,
                        typename R::State* partials, R r) {
-  using A = acc_t<T>;
+  using A = typename R::A;
   using State = typename R::State;
   constexpr int kTasksPerBlock = kBlockSize / kThreads;
   constexpr int kV = kVectorBytes / sizeof(T);
@@ -216,7 +247,7 @@ __global__ void __launch_bounds__(kBlockSize)
 template <class T, class R>
 __global__ void __launch_bounds__(kBlockSize)
     reduce_columns_kernel(const T* __restrict__ x, ReduceGeometry g, R r) {
-  using A = acc_t<T>;
+  using A = typename R::A;
   using State = typename R::State;
   __shared__ alignas(State) unsigned char raw[kColumnSplit * kColumnTile * sizeof(State)];
   State(*partial)[kColumnTile] = reinterpret_cast<State(*)[kColumnTile]>(raw);
@@ -339,6 +370,33 @@ void launch_reduce(const Tensor& x, const ReduceGeometry& g, const R& r) {
 void reduce(Tensor& out, ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
             int64_t correction) {
   const ReduceGeometry g = make_geometry(x, dims, "reduce");
+  if (x.dtype() == Dtype::Int64 || x.dtype() == Dtype::Bool) {
+    int64_t* o = out.data<int64_t>();
+    auto integral = [&]<class T>() {
+      switch (op) {
+        case ReduceOp::Sum:
+          return launch_reduce<T>(x, g, SumReducer<T, int64_t>{o, 1});
+        case ReduceOp::Max:
+        case ReduceOp::Min:
+          if constexpr (std::is_same_v<T, int64_t>) {
+            if (op == ReduceOp::Max)
+              return launch_reduce<T>(x, g, ExtremeReducer<T, true>{o, g.count == 0});
+            return launch_reduce<T>(x, g, ExtremeReducer<T, false>{o, g.count == 0});
+          }
+          break;
+        case ReduceOp::Mean:
+        case ReduceOp::Var:
+          break;
+      }
+      NN_THROW(DtypeError, "reduce: op code ", int(op), " does not take ", dtype_name(x.dtype()),
+               ", expected a floating dtype");
+    };
+    if (x.dtype() == Dtype::Int64)
+      integral.template operator()<int64_t>();
+    else
+      integral.template operator()<bool>();
+    return;
+  }
   visit_floating(x.dtype(), "reduce", [&]<class T>() {
     using A = acc_t<T>;
     T* o = out.data<T>();
@@ -365,14 +423,18 @@ void reduce_index(Tensor& values, Tensor& indices, ReduceOp op, const Tensor& x,
   NN_CHECK(op == ReduceOp::Max || op == ReduceOp::Min, ValueError,
            "reduce_index: op must be Max or Min, got code ", int(op));
   const ReduceGeometry g = make_geometry(x, {dim}, "reduce_index");
-  visit_floating(x.dtype(), "reduce_index", [&]<class T>() {
+  auto typed = [&]<class T>() {
     T* v = values.data<T>();
     int64_t* i = indices.data<int64_t>();
     if (op == ReduceOp::Max)
       launch_reduce<T>(x, g, IndexReducer<T, true>{v, i});
     else
       launch_reduce<T>(x, g, IndexReducer<T, false>{v, i});
-  });
+  };
+  if (x.dtype() == Dtype::Int64)
+    typed.template operator()<int64_t>();
+  else
+    visit_floating(x.dtype(), "reduce_index", typed);
 }
 
 }  // namespace nn::cuda
