@@ -167,6 +167,25 @@ TEST(Conv2d, MatchesDirectLoopAcrossIm2colChunks) {
     for (Dtype d : {Dtype::Float64, Dtype::Float32}) check_conv(k, d, seed++);
 }
 
+// Batches larger than the CPU row's task count (uneven sample ranges per task, several partial
+// weight sums added at the end) and one sample (fewer samples than threads: each sample's
+// GEMMs split over the threads instead), with the 1x1 path that reads x in place of an im2col
+// buffer.
+TEST(Conv2d, MatchesDirectLoopOverManySampleTasks) {
+  const std::vector<ConvCase> cases = {
+      {1, 6, 9, 8, 8, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 2}, "1 sample, groups 2"},
+      {1, 4, 5, 5, 6, 1, 1, {{1, 1}, {0, 0}, {1, 1}, 1}, "1 sample, 1x1"},
+      {1, 3, 11, 10, 40, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 1}, "1 sample, stride 2, 40 outputs"},
+      {13, 4, 5, 6, 6, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 2}, "13 samples, groups 2"},
+      {11, 6, 4, 4, 4, 1, 1, {{1, 1}, {0, 0}, {1, 1}, 2}, "11 samples, 1x1 groups 2"},
+      {9, 2, 9, 9, 3, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 1}, "9 samples, stride 2"},
+      {17, 1, 6, 6, 5, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, "17 samples, one input channel"},
+  };
+  uint32_t seed = 131;
+  for (const ConvCase& k : cases)
+    for (Dtype d : {Dtype::Float64, Dtype::Float32, Dtype::BFloat16}) check_conv(k, d, seed++);
+}
+
 TEST(Conv2d, OutputSizeFollowsPyTorch) {
   EXPECT_EQ(conv_out_size(28, 3, 1, 1, 1), 28);
   EXPECT_EQ(conv_out_size(28, 5, 2, 2, 1), 14);
@@ -437,6 +456,40 @@ TEST(Pool2d, MaxTiesNaNAndInfinities) {
   y = max_pool2d(ramp, pool_options({1, 3}, {1, 1}, {0, 0}), &idx);
   const Tensor dx = max_pool2d_backward(ones(y.shape(), {Dtype::Float64}), idx, ramp.shape());
   EXPECT_EQ(dx.to_vector<double>(), (Vec{0, 0, 1, 3, 0, 0}));
+}
+
+// The CPU row's 2x2 stride-2 path against the naive loops on values that tie and hold NaN and
+// infinities in every tap position, in even and odd (floor mode drops the last row and column)
+// planes: values, indices and gradients.
+TEST(Pool2d, Max2x2TiesAndNaNAgainstNaiveLoops) {
+  const Vec pool_values = {-1.0, 0.0, 2.0, 2.0, kNaN, -kInf, kInf, 0.5};
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<size_t> pick(0, pool_values.size() - 1);
+  for (const Shape& xs : {Shape{2, 3, 6, 8}, Shape{1, 2, 7, 9}}) {
+    for (Dtype d : {Dtype::Float64, Dtype::Float32, Dtype::BFloat16}) {
+      SCOPED_TRACE(shape_str(xs) + ", " + dtype_name(d));
+      Vec v(size_t(shape_numel(xs)));
+      for (double& e : v) e = pool_values[pick(rng)];
+      const Tensor x = f64(v, xs).to(d);
+      const Pool2dOptions o = pool_options({2, 2}, {2, 2}, {0, 0});
+      Tensor idx;
+      const Tensor y = max_pool2d(x, o, &idx);
+      const int64_t ho = xs[2] / 2, wo = xs[3] / 2;
+      ASSERT_EQ(y.shape(), (Shape{xs[0], xs[1], ho, wo}));
+      const Tensor gy = random(rng, y.shape(), d);
+      const PoolRef ref = pool_reference(PoolKind::Max, x.to_vector<double>(), xs, o,
+                                         gy.to_vector<double>(), ho, wo);
+      EXPECT_EQ(idx.to_vector<int64_t>(), ref.idx);
+      const Vec got = y.to_vector<double>();
+      for (size_t i = 0; i < got.size(); ++i) {
+        if (std::isnan(ref.y[i]))
+          EXPECT_TRUE(std::isnan(got[i])) << "output " << i;
+        else
+          EXPECT_EQ(got[i], ref.y[i]) << "output " << i;
+      }
+      EXPECT_LE(max_rel(max_pool2d_backward(gy, idx, xs), f64(ref.dx, xs), 1.0), tolerance(d));
+    }
+  }
 }
 
 TEST(Pool2d, AvgPaddingCounts) {

@@ -2,6 +2,9 @@
 // float16 are converted to float32 buffers, multiplied with sgemm and rounded back. An operand
 // BLAS cannot read in place (half dtype, a column stride other than 1, overlapping rows) is
 // packed into a dense buffer first, once when its batch stride is 0.
+// Threads: our pool's, not BLAS's (kernels/cpu/parallel.h). The batch's GEMMs are spread over
+// the pool, or, when there are fewer of them than threads, each is cut into blocks of rows (or
+// of columns when it is wider than tall); every piece is one single-threaded BLAS call.
 // Without CBLAS (NN_BLAS=OFF, or none found) a cache-blocked GEMM of our own stands in.
 #if defined(NN_WITH_BLAS)
 // cblas.h comes from a SYSTEM include directory: its C99 _Complex types trip -Wpedantic.
@@ -63,42 +66,40 @@ Operand<C> prepare(const Tensor& t) {
 }
 
 #if defined(NN_WITH_BLAS)
-void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
-          int ldb, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
-              a, lda, b, ldb, 0.0f, c, ldc);
+void blas_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
+               int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
-void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b,
-          int ldb, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0,
-              a, lda, b, ldb, 0.0, c, ldc);
+void blas_gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b,
+               int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 #else
-// C = op(A) op(B), row-major. Rows of C are split over threads; within a row, k is walked in
+// C = op(A) op(B) + beta C, row-major, on the calling thread. Within a row of C, k is walked in
 // blocks of kGemmKBlock so a block of op(B) rows stays in cache while C's row accumulates.
 constexpr int kGemmKBlock = 128;
 
 template <class C>
-void gemm(bool ta, bool tb, int m, int n, int k, const C* a, int lda, const C* b, int ldb, C* c,
-          int ldc) {
-  parallel_for(m, int64_t(m) * n * std::max(k, 1), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      C* crow = c + i * ldc;
-      for (int j = 0; j < n; ++j) crow[j] = C(0);
-      for (int p0 = 0; p0 < k; p0 += kGemmKBlock) {
-        const int p1 = std::min(k, p0 + kGemmKBlock);
-        for (int p = p0; p < p1; ++p) {
-          const C aip = ta ? a[int64_t(p) * lda + i] : a[i * lda + p];
-          if (tb) {
-            for (int j = 0; j < n; ++j) crow[j] += aip * b[int64_t(j) * ldb + p];
-          } else {
-            const C* brow = b + int64_t(p) * ldb;
-            for (int j = 0; j < n; ++j) crow[j] += aip * brow[j];
-          }
+void blas_gemm(bool ta, bool tb, int m, int n, int k, const C* a, int lda, const C* b, int ldb,
+               C beta, C* c, int ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    C* crow = c + i * ldc;
+    for (int j = 0; j < n; ++j) crow[j] = beta == C(0) ? C(0) : beta * crow[j];
+    for (int p0 = 0; p0 < k; p0 += kGemmKBlock) {
+      const int p1 = std::min(k, p0 + kGemmKBlock);
+      for (int p = p0; p < p1; ++p) {
+        const C aip = ta ? a[int64_t(p) * lda + i] : a[i * lda + p];
+        if (tb) {
+          for (int j = 0; j < n; ++j) crow[j] += aip * b[int64_t(j) * ldb + p];
+        } else {
+          const C* brow = b + int64_t(p) * ldb;
+          for (int j = 0; j < n; ++j) crow[j] += aip * brow[j];
         }
       }
     }
-  });
+  }
 }
 #endif
 
@@ -106,6 +107,48 @@ int blas_int(int64_t v, const char* what) {
   NN_CHECK(v <= std::numeric_limits<int>::max(), ValueError, "matmul: ", what, " ", v,
            " exceeds the BLAS integer range");
   return static_cast<int>(v);
+}
+
+// Below this many multiply-adds a GEMM stays on one thread: waking the pool costs more.
+constexpr int64_t kGemmParallelWork = int64_t(1) << 18;
+// A GEMM split over threads is cut into row or column blocks that are multiples of this (the
+// width of BLAS's register tiles), so no piece ends in a ragged tile that the others lack.
+constexpr int64_t kGemmSplitAlign = 16;
+
+// Runs `calls` GEMMs (op(A_i) [m, k] op(B_i) [k, n] into C + i c_stride, dense rows) on the pool:
+// whole GEMMs per task when there are enough of them, else each cut into row blocks (or column
+// blocks when it is wider than tall), every piece one BLAS call on its task's thread.
+template <class C>
+void split_gemms(int64_t calls, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                 const Operand<C>& pa, const Operand<C>& pb, C* c, int64_t c_stride) {
+  const int64_t threads = max_threads();
+  const int64_t work = calls * m * n * k;
+  const int64_t lda = pa.ld, ldb = pb.ld;
+  if (threads <= 1 || work < kGemmParallelWork) {
+    for (int64_t i = 0; i < calls; ++i)
+      gemm_on_thread(ta, tb, m, n, k, pa.matrix(i), lda, pb.matrix(i), ldb, C(0), c + i * c_stride,
+                     n);
+    return;
+  }
+  const bool by_rows = m >= n;
+  const int64_t extent = by_rows ? m : n;
+  const int64_t want = calls >= threads ? 1 : (threads + calls - 1) / calls;
+  const int64_t per_piece = (extent + want - 1) / want;
+  const int64_t block = (per_piece + kGemmSplitAlign - 1) / kGemmSplitAlign * kGemmSplitAlign;
+  const int64_t pieces = (extent + block - 1) / block;
+  run_parallel(calls * pieces, [&](int64_t t) {
+    const int64_t i = t / pieces, lo = (t % pieces) * block, hi = std::min(extent, lo + block);
+    if (lo >= hi) return;
+    const C* a = pa.matrix(i);
+    const C* b = pb.matrix(i);
+    C* out = c + i * c_stride;
+    if (by_rows)
+      gemm_on_thread(ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, C(0),
+                     out + lo * n, n);
+    else
+      gemm_on_thread(ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, C(0), out + lo,
+                     n);
+  });
 }
 
 template <class T>
@@ -133,10 +176,14 @@ void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, b
   // (a Linear layer on [B, m, k]) is one tall GEMM rather than `batch` small ones.
   const bool fold = batch > 1 && !trans_a && pb.batch_stride == 0 && pa.batch_stride == m * pa.ld;
   const int64_t calls = fold ? 1 : batch, rows = fold ? batch * m : m;
-  const int bm = blas_int(rows, "rows"), bn = blas_int(n, "columns"), bk = blas_int(k, "inner size");
-  const int lda = blas_int(pa.ld, "leading dimension"), ldb = blas_int(pb.ld, "leading dimension");
-  for (int64_t i = 0; i < calls; ++i)
-    gemm(trans_a, trans_b, bm, bn, bk, pa.matrix(i), lda, pb.matrix(i), ldb, c + i * m * n, bn);
+  // Checked here, before any task starts.
+  blas_int(rows, "rows");
+  blas_int(n, "columns");
+  blas_int(k, "inner size");
+  blas_int(pa.ld, "leading dimension");
+  blas_int(pb.ld, "leading dimension");
+  SerialBlas serial;
+  split_gemms(calls, trans_a, trans_b, rows, n, k, pa, pb, c, m * n);
 
   if constexpr (!std::is_same_v<T, C>) {
     const int64_t total = batch * m * n;
@@ -146,13 +193,39 @@ void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, b
   }
 }
 
+template <class C>
+void gemm_checked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const C* a, int64_t lda,
+                  const C* b, int64_t ldb, C beta, C* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // BLAS may reject the zero leading dimensions of an empty inner product
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == C(0) ? C(0) : beta * c[i * ldc + j];
+    return;
+  }
+  blas_gemm(ta, tb, blas_int(m, "rows"), blas_int(n, "columns"), blas_int(k, "inner size"), a,
+            blas_int(lda, "leading dimension"), b, blas_int(ldb, "leading dimension"), beta, c,
+            blas_int(ldc, "leading dimension"));
+}
+
 }  // namespace
+
+void gemm_on_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  gemm_checked(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_on_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const double* a,
+                    int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+                    int64_t ldc) {
+  gemm_checked(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
 
 void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   NN_CHECK(out.dim() == 3 && a.dim() == 3 && b.dim() == 3, ShapeError,
-           "matmul (cpu): expected 3-D [batch, rows, cols] tensors, got ", shape_str(out.shape()), ", ",
-           shape_str(a.shape()), " and ", shape_str(b.shape()));
-  visit_floating(out.dtype(), "matmul", [&]<class T>() { matmul_typed<T>(out, a, b, trans_a, trans_b); });
+           "matmul (cpu): expected 3-D [batch, rows, cols] tensors, got ", shape_str(out.shape()),
+           ", ", shape_str(a.shape()), " and ", shape_str(b.shape()));
+  visit_floating(out.dtype(), "matmul",
+                 [&]<class T>() { matmul_typed<T>(out, a, b, trans_a, trans_b); });
 }
 
 }  // namespace nn::cpu

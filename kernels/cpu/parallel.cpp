@@ -13,6 +13,13 @@
 #include <thread>
 #include <vector>
 
+// OpenBLAS's thread control, weak so that the library links (and SerialBlas does nothing) against
+// another CBLAS or none.
+extern "C" {
+void openblas_set_num_threads(int threads) __attribute__((weak));
+int openblas_get_num_threads(void) __attribute__((weak));
+}
+
 namespace nn::cpu {
 namespace {
 
@@ -121,7 +128,40 @@ Pool& pool() {
   return *p;
 }
 
+// SerialBlas's bookkeeping: the scopes alive and the count OpenBLAS had before the first.
+struct BlasThreads {
+  std::mutex mutex;
+  int scopes = 0;
+  int saved = 0;
+};
+
+BlasThreads& blas_threads() {
+  static BlasThreads* b = new BlasThreads();  // never destroyed: scopes may outlive statics
+  return *b;
+}
+
+bool have_openblas() {
+  return openblas_set_num_threads != nullptr && openblas_get_num_threads != nullptr;
+}
+
 }  // namespace
+
+SerialBlas::SerialBlas() {
+  if (!have_openblas()) return;
+  BlasThreads& b = blas_threads();
+  std::lock_guard<std::mutex> lock(b.mutex);
+  if (b.scopes++ == 0) {
+    b.saved = openblas_get_num_threads();
+    if (b.saved != 1) openblas_set_num_threads(1);
+  }
+}
+
+SerialBlas::~SerialBlas() {
+  if (!have_openblas()) return;
+  BlasThreads& b = blas_threads();
+  std::lock_guard<std::mutex> lock(b.mutex);
+  if (--b.scopes == 0 && b.saved > 1) openblas_set_num_threads(b.saved);
+}
 
 int max_threads() { return t_in_parallel ? 1 : pool().size(); }
 

@@ -3,11 +3,18 @@
 // pooling a row of outputs at a time, tap by tap) and writes the output; backward zeroes the plane
 // and adds each output's gradient into its window, so overlapping windows accumulate without any
 // two tasks touching one element. Arithmetic is in acc_t (float for the half types); a half-typed
-// plane's gradient accumulates in a float buffer and is rounded once.
+// plane's gradient accumulates in a float buffer and is rounded once. 2x2 stride-2 max pooling
+// (most CNNs') has its own branch-free path, four float outputs per SSE2 step.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels/backend.h"
 #include "kernels/cpu/loops.h"
@@ -106,6 +113,106 @@ void max_taps(acc_t<T>* best, int64_t* at, const T* in, int64_t base, int64_t st
   }
 }
 
+// Replaces (best, at) with (v, pos) when v is larger or the first NaN (see max_taps).
+template <class A>
+inline void max_take(A& best, int64_t& at, A v, int64_t pos) {
+  const bool take = (best == best) & !(v <= best);
+  best = take ? v : best;
+  at = take ? pos : at;
+}
+
+#if defined(__SSE2__)
+// Four float outputs of a 2x2 stride-2 row at a time (the scalar loop of max_pool_2x2 below, in
+// SSE2 lanes): the even and odd taps of each input row are split apart by shuffles, and the
+// winning tap's offset in the plane is built in int32 lanes and widened to int64. Returns how
+// many outputs it wrote (a multiple of 4) and sets `nan` when a window it read holds a NaN.
+int64_t max_pool_2x2_row_sse(const float* r0, const float* r1, float* out, int64_t* idx, int64_t wo,
+                             int64_t w, int64_t top, bool& nan) {
+  const __m128i one = _mm_set1_epi32(1), zero = _mm_setzero_si128();
+  const __m128i bottom_row = _mm_set1_epi32(int32_t(w)), lane = _mm_set_epi32(6, 4, 2, 0);
+  int nan_bits = 0;
+  int64_t ow = 0;
+  for (; ow + 4 <= wo; ow += 4) {
+    const __m128 t0 = _mm_loadu_ps(r0 + 2 * ow), t1 = _mm_loadu_ps(r0 + 2 * ow + 4);
+    const __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
+    const __m128 a = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 b = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m128 c = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 d = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m128 top_max = _mm_max_ps(a, b), bottom_max = _mm_max_ps(c, d);
+    _mm_storeu_ps(out + ow, _mm_max_ps(top_max, bottom_max));
+    nan_bits |= _mm_movemask_ps(_mm_or_ps(_mm_cmpunord_ps(a, b), _mm_cmpunord_ps(c, d)));
+    if (idx) {
+      const __m128i k_top = _mm_and_si128(_mm_castps_si128(_mm_cmpgt_ps(b, a)), one);
+      const __m128i k_bottom =
+          _mm_add_epi32(bottom_row, _mm_and_si128(_mm_castps_si128(_mm_cmpgt_ps(d, c)), one));
+      const __m128i pick = _mm_castps_si128(_mm_cmpgt_ps(bottom_max, top_max));
+      const __m128i k = _mm_xor_si128(k_top, _mm_and_si128(_mm_xor_si128(k_top, k_bottom), pick));
+      const __m128i pos =
+          _mm_add_epi32(k, _mm_add_epi32(_mm_set1_epi32(int32_t(top + 2 * ow)), lane));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(idx + ow), _mm_unpacklo_epi32(pos, zero));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(idx + ow + 2), _mm_unpackhi_epi32(pos, zero));
+    }
+  }
+  nan |= nan_bits != 0;
+  return ow;
+}
+#endif
+
+// 2x2 windows, stride 2, no padding or dilation, every window inside the input (almost every
+// CNN's pooling): an output's four taps come from two input rows, with no bounds to check. The
+// row's maxima are a tournament without branches (the top pair's winner, the bottom pair's, then
+// the two; a tie keeps the earlier tap, as max_taps does), which assumes no NaN: a row whose
+// windows hold a NaN is redone tap by tap with max_take.
+template <class T>
+void max_pool_2x2(T* yp, int64_t* ip, const T* xp, int64_t planes, int64_t h, int64_t w, int64_t ho,
+                  int64_t wo) {
+  using A = acc_t<T>;
+  // The SSE2 rows build the offsets in int32 lanes.
+  [[maybe_unused]] const bool sse_offsets = h * w <= std::numeric_limits<int32_t>::max();
+  parallel_for(planes, planes * h * w, [&](int64_t p0, int64_t p1) {
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const T* in = xp + plane * h * w;
+      for (int64_t oh = 0; oh < ho; ++oh) {
+        const int64_t top = 2 * oh * w;
+        const T* r0 = in + top;
+        const T* r1 = r0 + w;
+        T* out = yp + (plane * ho + oh) * wo;
+        int64_t* idx = ip ? ip + (plane * ho + oh) * wo : nullptr;
+        bool nan = false;
+        int64_t first = 0;
+#if defined(__SSE2__)
+        if constexpr (std::is_same_v<T, float>)
+          if (sse_offsets) first = max_pool_2x2_row_sse(r0, r1, out, idx, wo, w, top, nan);
+#endif
+        for (int64_t ow = first; ow < wo; ++ow) {
+          const A a = static_cast<A>(r0[2 * ow]), b = static_cast<A>(r0[2 * ow + 1]);
+          const A c = static_cast<A>(r1[2 * ow]), d = static_cast<A>(r1[2 * ow + 1]);
+          const A top_max = std::max(a, b), bottom_max = std::max(c, d);
+          out[ow] = T(std::max(top_max, bottom_max));
+          if (idx) {
+            const int64_t k_top = int64_t(b > a), k_bottom = w + int64_t(d > c);
+            const int64_t bottom = -int64_t(bottom_max > top_max);
+            idx[ow] = top + 2 * ow + (k_top ^ ((k_top ^ k_bottom) & bottom));
+          }
+          nan |= (a != a) | (b != b) | (c != c) | (d != d);
+        }
+        if (!nan) continue;
+        for (int64_t ow = 0; ow < wo; ++ow) {
+          const int64_t pos = top + 2 * ow;
+          A best = static_cast<A>(in[pos]);
+          int64_t at = pos;
+          max_take(best, at, static_cast<A>(in[pos + 1]), pos + 1);
+          max_take(best, at, static_cast<A>(in[pos + w]), pos + w);
+          max_take(best, at, static_cast<A>(in[pos + w + 1]), pos + w + 1);
+          out[ow] = T(best);
+          if (idx) idx[ow] = at;
+        }
+      }
+    }
+  });
+}
+
 // A task owns a range of planes and walks one output row at a time, tap by tap: for a fixed
 // kernel tap, the loop over the row's outputs has no dependency from one output to the next (no
 // bounds checks either), so it runs without unpredictable branches.
@@ -121,6 +228,11 @@ void max_pool_forward(Tensor& y, Tensor& indices, const Tensor& x, const Pool2dO
   T* yp = y.data<T>();
   int64_t* ip = indices.defined() ? indices.data<int64_t>() : nullptr;
   const int64_t planes = x.size(0) * x.size(1);
+  if (kh == 2 && kw == 2 && o.stride[0] == 2 && sw == 2 && o.padding[0] == 0 && o.padding[1] == 0 &&
+      o.dilation[0] == 1 && o.dilation[1] == 1 && 2 * ho <= h && 2 * wo <= w) {
+    max_pool_2x2<T>(yp, ip, xp, planes, h, w, ho, wo);
+    return;
+  }
   parallel_for(planes, planes * ho * wo * kh * kw, [&](int64_t p0, int64_t p1) {
     std::vector<A> best(static_cast<size_t>(wo));
     std::vector<int64_t> at(static_cast<size_t>(wo));
