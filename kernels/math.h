@@ -13,6 +13,34 @@
 namespace nn::math {
 
 // Precision-matched wrappers: expf for float, exp for double, on host and device alike.
+// int64 maths in two's complement through uint64_t, so overflow wraps (as in PyTorch) instead of
+// being undefined. One definition for the CPU loops and the CUDA functors.
+template <UnaryOp Op>
+NN_HOST_DEVICE NN_INLINE int64_t int_unary(int64_t x) {
+  const uint64_t u = static_cast<uint64_t>(x);
+  if constexpr (Op == UnaryOp::Neg)
+    return static_cast<int64_t>(0 - u);
+  else if constexpr (Op == UnaryOp::Abs)
+    return x < 0 ? static_cast<int64_t>(0 - u) : x;
+  else
+    return int64_t(x > 0) - int64_t(x < 0);  // Sign
+}
+
+template <BinaryOp Op>
+NN_HOST_DEVICE NN_INLINE int64_t int_binary(int64_t a, int64_t b) {
+  const uint64_t ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
+  if constexpr (Op == BinaryOp::Add)
+    return static_cast<int64_t>(ua + ub);
+  else if constexpr (Op == BinaryOp::Sub)
+    return static_cast<int64_t>(ua - ub);
+  else if constexpr (Op == BinaryOp::Mul)
+    return static_cast<int64_t>(ua * ub);
+  else if constexpr (Op == BinaryOp::Maximum)
+    return a > b ? a : b;
+  else
+    return a < b ? a : b;  // Minimum
+}
+
 NN_HOST_DEVICE NN_INLINE float exp_(float x) { return ::expf(x); }
 NN_HOST_DEVICE NN_INLINE double exp_(double x) { return ::exp(x); }
 NN_HOST_DEVICE NN_INLINE float log_(float x) { return ::logf(x); }

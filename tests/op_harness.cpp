@@ -330,6 +330,35 @@ uint32_t case_seed(const std::string& name, Dtype dtype) {
 
 std::string case_name(const std::string& row, Dtype dtype) { return row + "_" + dtype_name(dtype); }
 
+void expect_gpu_matches_cpu(const OpCase& row, Dtype dtype, int trials) {
+  const uint32_t seed = case_seed(row.name, dtype) ^ 0x9e3779b9u;
+  std::mt19937 rng(seed);
+  const Device gpu = Device::cuda(0);
+  for (int trial = 0; trial < trials && !::testing::Test::HasFailure(); ++trial) {
+    const Draw draw = row.draw(rng);
+    const std::vector<InputSpec> specs = make_inputs(row, draw, dtype, rng, trial > 0);
+    std::ostringstream ctx;
+    ctx << row.name << " " << dtype_name(dtype) << " seed " << seed << " trial " << trial << ": "
+        << describe(draw) << " " << describe(specs);
+    std::vector<Tensor> on_cpu, on_gpu;
+    for (const InputSpec& s : specs) {
+      on_cpu.push_back(realize(s, dtype, Device::cpu()));
+      on_gpu.push_back(realize(s, dtype, gpu));
+    }
+    std::vector<Tensor> want, got;
+    try {
+      want = row.run(on_cpu, draw);
+      got = row.run(on_gpu, draw);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << ctx.str() << ": threw " << e.what();
+      return;
+    }
+    std::vector<HostTensor> ref;
+    for (const Tensor& t : want) ref.push_back(to_host(t));
+    expect_outputs_match(row, dtype, got, ref, gpu, gpu_tolerance, ctx.str());
+  }
+}
+
 }  // namespace nn::test
 
 void nn::PrintTo(Dtype d, std::ostream* os) { *os << dtype_name(d); }

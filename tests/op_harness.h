@@ -111,6 +111,10 @@ HostTensor to_host(const Tensor& t);
 // The tolerance on |out - ref| / max(|ref|, floor) for outputs of dtype d.
 double cpu_tolerance(Dtype d);  // CPU vs float64 reference
 double gpu_tolerance(Dtype d);  // CUDA vs CPU
+// Runs `row` on the CPU and on cuda:0 from the same inputs for `trials` draws (seeded by the row
+// and dtype) and expects the GPU's outputs to match the CPU's within gpu_tolerance; the GPU tests
+// call it after NN_REQUIRE_GPU().
+void expect_gpu_matches_cpu(const OpCase& row, Dtype dtype, int trials);
 // Max relative error, NaN == NaN and inf == inf counting as equal; +inf when shapes differ.
 double max_rel_error(const HostTensor& out, const HostTensor& ref, double floor);
 std::string describe(const Draw& d);

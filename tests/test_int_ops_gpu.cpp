@@ -40,32 +40,7 @@ class IntOpGpuVsCpu : public ::testing::TestWithParam<size_t> {};
 TEST_P(IntOpGpuVsCpu, MatchesCpuExactly) {
   NN_REQUIRE_GPU();
   const auto& [row, dtype] = int_op_cases()[GetParam()];
-  const uint32_t seed = case_seed(row.name, dtype) ^ 0x9e3779b9u;
-  std::mt19937 rng(seed);
-  const Device gpu = Device::cuda(0);
-  for (int trial = 0; trial < kTrials && !HasFailure(); ++trial) {
-    const Draw draw = row.draw(rng);
-    const std::vector<InputSpec> specs = make_inputs(row, draw, dtype, rng, trial > 0);
-    std::ostringstream ctx;
-    ctx << row.name << " seed " << seed << " trial " << trial << ": " << describe(draw) << " "
-        << describe(specs);
-    std::vector<Tensor> on_cpu, on_gpu;
-    for (const InputSpec& s : specs) {
-      on_cpu.push_back(realize(s, dtype, Device::cpu()));
-      on_gpu.push_back(realize(s, dtype, gpu));
-    }
-    std::vector<Tensor> want, got;
-    try {
-      want = row.run(on_cpu, draw);
-      got = row.run(on_gpu, draw);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << ctx.str() << ": threw " << e.what();
-      return;
-    }
-    std::vector<HostTensor> ref;
-    for (const Tensor& t : want) ref.push_back(to_host(t));
-    expect_outputs_match(row, dtype, got, ref, gpu, gpu_tolerance, ctx.str());
-  }
+  expect_gpu_matches_cpu(row, dtype, kTrials);
 }
 
 INSTANTIATE_TEST_SUITE_P(Int, IntOpGpuVsCpu, ::testing::ValuesIn(case_indices()),

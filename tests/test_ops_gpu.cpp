@@ -22,40 +22,11 @@ std::vector<std::string> row_names() {
 
 using RowDtype = std::tuple<std::string, Dtype>;
 
-void check_parity(const OpCase& row, Dtype dtype, int trials) {
-  const uint32_t seed = case_seed(row.name, dtype) ^ 0x9e3779b9u;
-  std::mt19937 rng(seed);
-  const Device gpu = Device::cuda(0);
-  for (int trial = 0; trial < trials && !::testing::Test::HasFailure(); ++trial) {
-    const Draw draw = row.draw(rng);
-    const std::vector<InputSpec> specs = make_inputs(row, draw, dtype, rng, trial > 0);
-    std::ostringstream ctx;
-    ctx << row.name << " " << dtype_name(dtype) << " seed " << seed << " trial " << trial << ": "
-        << describe(draw) << " " << describe(specs);
-    std::vector<Tensor> on_cpu, on_gpu;
-    for (const InputSpec& s : specs) {
-      on_cpu.push_back(realize(s, dtype, Device::cpu()));
-      on_gpu.push_back(realize(s, dtype, gpu));
-    }
-    std::vector<Tensor> want, got;
-    try {
-      want = row.run(on_cpu, draw);
-      got = row.run(on_gpu, draw);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << ctx.str() << ": threw " << e.what();
-      return;
-    }
-    std::vector<HostTensor> ref;
-    for (const Tensor& t : want) ref.push_back(to_host(t));
-    expect_outputs_match(row, dtype, got, ref, gpu, gpu_tolerance, ctx.str());
-  }
-}
-
 class OpGpuVsCpu : public ::testing::TestWithParam<RowDtype> {};
 
 TEST_P(OpGpuVsCpu, MatchesCpu) {
   NN_REQUIRE_GPU();
-  check_parity(op_case(std::get<0>(GetParam())), std::get<1>(GetParam()), kTrials);
+  expect_gpu_matches_cpu(op_case(std::get<0>(GetParam())), std::get<1>(GetParam()), kTrials);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, OpGpuVsCpu,
@@ -71,7 +42,7 @@ TEST(OpGpu, MatmulWithTf32) {
   NN_REQUIRE_GPU();
   set_allow_tf32(true);
   for (const char* name : {"matmul", "matmul_trans", "bmm"})
-    check_parity(op_case(name), Dtype::Float32, kTrials);
+    expect_gpu_matches_cpu(op_case(name), Dtype::Float32, kTrials);
   set_allow_tf32(false);
   EXPECT_FALSE(allow_tf32());
 }

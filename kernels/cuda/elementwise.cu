@@ -25,36 +25,15 @@ struct CastFn {
   __device__ To operator()(From x) const { return cast<To>(x); }
 };
 
-// int64 maths in two's complement through uint64_t, so overflow wraps (as in PyTorch) instead of
-// being undefined; the CPU backend (kernels/cpu/elementwise.cpp) computes the same.
+// int64 maths that wraps on overflow (math::int_unary / int_binary, shared with the CPU).
 template <UnaryOp Op>
 struct IntUnaryFn {
-  __device__ int64_t operator()(int64_t x) const {
-    const uint64_t u = static_cast<uint64_t>(x);
-    if constexpr (Op == UnaryOp::Neg)
-      return static_cast<int64_t>(0 - u);
-    else if constexpr (Op == UnaryOp::Abs)
-      return x < 0 ? static_cast<int64_t>(0 - u) : x;
-    else
-      return int64_t(x > 0) - int64_t(x < 0);  // Sign
-  }
+  __device__ int64_t operator()(int64_t x) const { return math::int_unary<Op>(x); }
 };
 
 template <BinaryOp Op>
 struct IntBinaryFn {
-  __device__ int64_t operator()(int64_t a, int64_t b) const {
-    const uint64_t ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
-    if constexpr (Op == BinaryOp::Add)
-      return static_cast<int64_t>(ua + ub);
-    else if constexpr (Op == BinaryOp::Sub)
-      return static_cast<int64_t>(ua - ub);
-    else if constexpr (Op == BinaryOp::Mul)
-      return static_cast<int64_t>(ua * ub);
-    else if constexpr (Op == BinaryOp::Maximum)
-      return a > b ? a : b;
-    else
-      return a < b ? a : b;  // Minimum
-  }
+  __device__ int64_t operator()(int64_t a, int64_t b) const { return math::int_binary<Op>(a, b); }
 };
 
 template <UnaryOp Op, class T>
