@@ -27,8 +27,8 @@ set(NN_PUBLIC_KERNEL_HEADERS
 set(NN_PUBLIC_GRAPH_HEADERS graph/functions.h graph/variable.h)
 set(NN_PUBLIC_LAYER_HEADERS
   layers/activation.h layers/batchnorm.h layers/conv.h layers/dropout.h layers/flatten.h
-  layers/init.h layers/linear.h layers/loss.h layers/module.h layers/pool.h layers/residual.h
-  layers/sequential.h)
+  layers/init.h layers/linear.h layers/loss.h layers/models.h layers/module.h layers/pool.h
+  layers/residual.h layers/sequential.h)
 set(NN_PUBLIC_OPTIM_HEADERS
   optim/adam.h optim/checkpoint.h optim/clip.h optim/early_stopping.h optim/metric.h
   optim/optimizer.h optim/regularization.h optim/rmsprop.h optim/scheduler.h optim/sgd.h)
