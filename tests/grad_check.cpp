@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "graph/functions.h"
 #include "kernels/ops.h"
 
 namespace nn::test {
@@ -172,6 +173,31 @@ std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& f, do
     g[size_t(i)] = (up - down) / (2.0 * eps);
   }
   return g;
+}
+
+::testing::AssertionResult param_grad_check(Module& m, const std::function<Variable()>& f,
+                                            double eps, double tol) {
+  Variable out = f();
+  Generator gen(99);
+  const Tensor w = randn(out.shape(), {Dtype::Float64}, &gen);
+  m.zero_grad();
+  sum(out * Variable(w)).backward();
+  auto objective = [&] {
+    NoGradGuard no_grad;
+    return sum(f().data() * w).item();
+  };
+  for (auto& [name, p] : m.named_parameters()) {
+    if (!p.grad().defined()) return ::testing::AssertionFailure() << name << " got no gradient";
+    const std::vector<double> analytic = p.grad().to_vector<double>();
+    const std::vector<double> numeric = numeric_grad(p.data(), objective, eps);
+    for (size_t i = 0; i < numeric.size(); ++i) {
+      if (std::abs(numeric[i] - analytic[i]) > tol * (1.0 + std::abs(numeric[i]))) {
+        return ::testing::AssertionFailure() << name << "[" << i << "]: analytic " << analytic[i]
+                                             << ", numeric " << numeric[i];
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace nn::test

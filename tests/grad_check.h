@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "graph/variable.h"
+#include "layers/module.h"
 
 namespace nn::test {
 
@@ -38,5 +39,12 @@ struct GradCheckOptions {
 // Central differences (f(t + eps) - f(t - eps)) / 2 eps of the scalar f() with respect to every
 // element of t (a contiguous float64 CPU tensor), perturbed in place and restored.
 std::vector<double> numeric_grad(Tensor& t, const std::function<double()>& f, double eps = 1e-6);
+
+// Finite-difference check of d sum(f() * w) / d p for every parameter p of `m` (float64, CPU),
+// w a fixed random weight, perturbing the parameters in place (grad_check reaches only its own
+// leaves; a module's parameters are the module's). Every parameter must receive a gradient
+// within tol * (1 + |numeric|).
+::testing::AssertionResult param_grad_check(Module& m, const std::function<Variable()>& f,
+                                            double eps = 1e-6, double tol = 1e-6);
 
 }  // namespace nn::test

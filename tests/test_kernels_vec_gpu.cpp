@@ -270,7 +270,7 @@ TEST(KernelsVecGpu, CrossEntropyMatchesCpu) {
   NN_REQUIRE_GPU();
   for (Dtype dt : kDtypes) {
     for (int64_t classes : row_lengths()) {
-      for (int variant = 0; variant < 2; ++variant) {
+      for (int variant = 0; variant < 3; ++variant) {
         for (bool misalign : {false, true}) {
           const int64_t n = rows_for(classes);
           Generator gen(uint64_t(classes) * 5 + uint64_t(variant) * 2 + (misalign ? 1 : 0));
@@ -279,8 +279,8 @@ TEST(KernelsVecGpu, CrossEntropyMatchesCpu) {
           std::vector<int64_t> t(static_cast<size_t>(n));
           for (int64_t i = 0; i < n; ++i) t[size_t(i)] = (i * 7919 + 3) % classes;
           CrossEntropyOptions opt;
-          if (variant == 1) {
-            opt.label_smoothing = 0.1;
+          if (variant >= 1) opt.label_smoothing = 0.1;
+          if (variant == 2) {
             opt.weight = rand({classes}, {dt}, &gen) + 0.5;
             if (n > 1) opt.ignore_index = t[1];  // a real class, ignored all the same
           }

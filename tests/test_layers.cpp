@@ -32,6 +32,7 @@ namespace {
 using test::ErrKind;
 using test::expect_error;
 using test::grad_check;
+using test::param_grad_check;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -54,34 +55,6 @@ void expect_near_all(const std::vector<double>& got, const std::vector<double>& 
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_NEAR(got[i], want[i], tol * (1.0 + std::abs(want[i]))) << what << " at " << i;
   }
-}
-
-// Finite-difference check of d sum(f() * w) / d p for every parameter p of `m` (float64, CPU),
-// perturbing the parameters in place: grad_check only reaches its own leaves, and a module's
-// parameters are the module's.
-::testing::AssertionResult param_grad_check(Module& m, const std::function<Variable()>& f,
-                                            double eps = 1e-6, double tol = 1e-6) {
-  Variable out = f();
-  Generator gen(99);
-  const Tensor w = randn(out.shape(), kF64, &gen);
-  m.zero_grad();
-  sum(out * Variable(w)).backward();
-  auto objective = [&] {
-    NoGradGuard no_grad;
-    return sum(f().data() * w).item();
-  };
-  for (auto& [name, p] : m.named_parameters()) {
-    if (!p.grad().defined()) return ::testing::AssertionFailure() << name << " got no gradient";
-    const std::vector<double> analytic = p.grad().to_vector<double>();
-    const std::vector<double> numeric = test::numeric_grad(p.data(), objective, eps);
-    for (size_t i = 0; i < numeric.size(); ++i) {
-      if (std::abs(numeric[i] - analytic[i]) > tol * (1.0 + std::abs(numeric[i]))) {
-        return ::testing::AssertionFailure() << name << "[" << i << "]: analytic " << analytic[i]
-                                             << ", numeric " << numeric[i];
-      }
-    }
-  }
-  return ::testing::AssertionSuccess();
 }
 
 // A user-defined module with a nested Sequential, a buffer and a bias-free layer.
